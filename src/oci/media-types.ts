@@ -13,6 +13,7 @@ export const MediaType = {
   DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   DockerLayerForeignGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
   DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
@@ -38,6 +39,7 @@ export function layerCompression(mt: string): Compression | undefined {
   switch (mt) {
     case MediaType.OciLayer:
     case MediaType.OciLayerNondistributable:
+    case MediaType.DockerLayer:
       return 'none';
     case MediaType.OciLayerGzip:
     case MediaType.OciLayerNondistributableGzip:
@@ -56,7 +58,7 @@ export function layerCompression(mt: string): Compression | undefined {
 export function layerMediaType(format: 'oci' | 'v2s2', compression: Compression): string {
   if (format === 'v2s2') {
     if (compression === 'gzip') return MediaType.DockerLayerGzip;
-    if (compression === 'none') return 'application/vnd.docker.image.rootfs.diff.tar';
+    if (compression === 'none') return MediaType.DockerLayer;
     throw new Error('Docker v2s2 manifests cannot carry zstd layers; use --format oci');
   }
   return compression === 'gzip' ? MediaType.OciLayerGzip : compression === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayer;

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { imageCommand } from './image.js';
+import { loginCommand, logoutCommand } from './login.js';
+import { EXIT_CODE_HELP, reportError } from './output.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Applies one setting to every command in the tree (commander sets these per command). */
+function configureTree(cmd: Command): void {
+  cmd.exitOverride();
+  cmd.showHelpAfterError('(run with --help for usage)');
+  for (const sub of cmd.commands) configureTree(sub);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('basalt')
+    .description('Image-based Linux from OCI images: build, copy, sign, boot, install and update atomically.')
+    .version(packageVersion(), '-v, --version', 'print basalt\'s version')
+    .option('--debug', 'print causes and stack traces of errors');
+  program.addCommand(imageCommand());
+  program.addCommand(loginCommand());
+  program.addCommand(logoutCommand());
+  program.addHelpText('after', EXIT_CODE_HELP);
+  configureTree(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version exit 0; parse errors are usage errors (commander already printed them).
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    return reportError(e, process.argv.includes('--debug'));
+  }
+}
+
+process.on('SIGINT', () => process.exit(130));
+// A closed pipe (basalt ... | head) is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+});
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});
