@@ -42,7 +42,7 @@ print_sizes() {
   # OCI layout; cached next to nothing, so it takes ~30-60 s the first time).
   if [ "${FIXTURE_COMPRESSED:-1}" = 1 ]; then
     local tmp; tmp=$(mktemp -d)
-    skopeo copy -q "containers-storage:$IMAGE" "oci:$tmp/layout:fixture" >/dev/null
+    skopeo copy -q "containers-storage:$IMAGE" "oci:$tmp/layout:fixture" 2> >(grep -v 'graphdriver' >&2) >/dev/null
     compressed=$(du -sb "$tmp/layout/blobs" | cut -f1)
     echo "  compressed (gzip): $((compressed / 1000000)) MB ($compressed bytes, OCI layout blobs)"
     local mf; mf=$(jq -r '.manifests[0].digest' "$tmp/layout/index.json" | sed 's/sha256://')

@@ -95,7 +95,7 @@ echo "   scratch:  $WORK"
 # ---- seed -------------------------------------------------------------------------------
 echo "== seeding $SRC_REF from containers-storage:$FIXTURE_IMAGE (gzip layers, OCI manifest)"
 skopeo copy -q --format oci --dest-tls-verify=false \
-  "containers-storage:$FIXTURE_IMAGE" "$SRC_REF" >/dev/null
+  "containers-storage:$FIXTURE_IMAGE" "$SRC_REF" 2> >(grep -v 'graphdriver' >&2) >/dev/null
 SRC_MANIFEST="$WORK/src-manifest.json"
 skopeo inspect --raw --tls-verify=false "$SRC_REF" > "$SRC_MANIFEST"
 SRC_DIGEST="sha256:$(sha256sum < "$SRC_MANIFEST" | cut -d' ' -f1)"

@@ -465,7 +465,7 @@ export async function gcLayout(dir: string, options: { graceMs?: number } = {}):
 // Destination
 
 /** A pass-through that reports bytes to a progress sink. */
-function progressStream(progress: ProgressSink | undefined): Transform {
+export function progressStream(progress: ProgressSink | undefined): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
       progress?.(chunk.length);
