@@ -212,8 +212,9 @@ Image names use skopeo's transports:
   unpack.action(async (name: string, dir: string, o: Opts) => {
     await withImage(name, transportOptions(o, ''), o, async (img) => {
       const summaries = await unpackImage(img, dir);
-      const skipped = summaries.flatMap((s) => s.skipped ?? []);
-      if (skipped.length) warn(`${skipped.length} entries could not be reproduced here (${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', ...' : ''}); run as root to keep devices, owners and xattrs`);
+      const skipped = summaries.flatMap((s) => [...s.skippedDevices, ...s.skippedXattrs]);
+      if (skipped.length) warn(`${skipped.length} entries could not be reproduced exactly (${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', ...' : ''}); run as root to keep devices, owners and xattrs`);
+      if (summaries.some((s) => !s.ownership)) warn('file owners were not applied (not root)');
     });
   });
   image.addCommand(unpack);

@@ -4,10 +4,10 @@ import { BasaltError } from '../errors.js';
 import type { Descriptor } from '../manifest.js';
 import { enc, repoPathOf } from './paths.js';
 import type { RegistryClient } from './client.js';
-import { errorCode, header, isRetryableNetworkError, networkError, type HttpResponse } from './http.js';
+import { abandon, errorCode, header, isRetryableNetworkError, networkError, type HttpResponse } from './http.js';
 
 interface OpenedBody {
-  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown };
+  body: AsyncIterable<Buffer> & { destroy(): unknown; on(event: 'error', fn: (e: unknown) => void): unknown };
   /** Bytes at the start of the body to drop (a server that ignored Range sent from 0). */
   skip: number;
 }
@@ -28,14 +28,14 @@ async function openAt(client: RegistryClient, repository: string, desc: Descript
   if (res.statusCode === 206) {
     const start = rangeStart(res);
     if (start !== offset) {
-      res.body.destroy();
+      abandon(res.body);
       throw new BasaltError('invalid', `${what} of ${client.where(repository)}: asked for bytes from ${offset}, the registry sent from ${start ?? 'an unknown offset'}`, { hint: 'the registry mishandles Range requests' });
     }
     return { body: res.body as OpenedBody['body'], skip: 0 };
   }
   if (res.statusCode === 200) return { body: res.body as OpenedBody['body'], skip: offset };
   if (res.statusCode === 416) {
-    res.body.destroy();
+    abandon(res.body);
     throw new BasaltError('integrity', `${what} of ${client.where(repository)}: the registry has no bytes from offset ${offset} (descriptor says ${desc.size} bytes)`, { hint: 'the blob in the registry is shorter than its descriptor' });
   }
   return client.failWith(res, attempts, what, repository);
@@ -95,7 +95,7 @@ export async function openBlobStream(client: RegistryClient, repository: string,
       }
     } finally {
       // A consumer that stops early (or an error) must not leave the socket half-read.
-      current.body.destroy();
+      abandon(current.body);
     }
   }
 

@@ -19,7 +19,7 @@ import {
 } from './auth.js';
 import { lookupCredentials, parseCredsOption, type Credentials, type FoundCredentials } from './credentials.js';
 import { statusError } from './errors.js';
-import { discard, header, headerValues, networkError, readText, sendWithRetry, type HttpMethod, type HttpResponse } from './http.js';
+import { abandon, discard, header, headerValues, networkError, readText, sendWithRetry, type HttpMethod, type HttpResponse } from './http.js';
 import { retryPolicy, type RegistryOptions, type RetryPolicy } from './options.js';
 import { certDirsFor, dispatcherFor, loadTlsMaterial } from './tls.js';
 import { enc, repoPathOf as repoPath } from './paths.js';
@@ -285,7 +285,7 @@ export class RegistryClient {
       });
     const declared = Number(header(res, 'content-length') ?? NaN);
     if (Number.isFinite(declared) && declared > MAX_MANIFEST_BYTES) {
-      res.body.destroy();
+      abandon(res.body);
       throw tooBig(declared);
     }
     const parts: Buffer[] = [];
@@ -294,7 +294,7 @@ export class RegistryClient {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         size += chunk.length;
         if (size > MAX_MANIFEST_BYTES) {
-          res.body.destroy();
+          abandon(res.body);
           throw tooBig(size);
         }
         parts.push(chunk);
@@ -364,9 +364,9 @@ export class RegistryClient {
   }
 
   /** Every tag of a repository, following `Link: <…>; rel="next"` pagination. */
-  async listTags(repository: string): Promise<string[]> {
+  async listTags(repository: string, pageSize = 1000): Promise<string[]> {
     const tags: string[] = [];
-    let path: string | undefined = `${repoPath(repository)}/tags/list?n=1000`;
+    let path: string | undefined = `${repoPath(repository)}/tags/list?n=${pageSize}`;
     for (let page = 0; path !== undefined && page < 10_000; page++) {
       const { res, attempts } = await this.request({ method: 'GET', path, scopes: [{ repository, actions: ['pull'] }], repository, what: 'tag list' });
       if (res.statusCode !== 200) return this.failWith(res, attempts, 'tag list', repository);

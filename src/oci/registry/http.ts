@@ -53,6 +53,15 @@ export async function discard(res: HttpResponse): Promise<void> {
   }
 }
 
+/**
+ * Drops a response mid-way (closing its connection). undici reports the destruction as an
+ * 'error' event, which must have a listener or it becomes an uncaught exception.
+ */
+export function abandon(body: { on(event: 'error', fn: (e: unknown) => void): unknown; destroy(): unknown }): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 export function errorCode(err: unknown): string | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {

@@ -21,7 +21,7 @@ import { chainStreams, progressStream } from './oci-layout.js';
 import { ArchiveWriter, IndexedArchive, readAllLimited, safeMemberPath } from './tar-archive.js';
 
 /** The media type of an uncompressed Docker layer, which is how docker archives store layers. */
-export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
+export const DOCKER_LAYER_TAR = MediaType.DockerLayer;
 const MAX_MANIFEST_JSON_BYTES = 4 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
@@ -177,6 +177,11 @@ export class DockerArchiveSource implements ImageSource {
   }
 }
 
+/** Layers are recognised by type; anything else offered (the config) is small and kept in memory. */
+function isLayerType(mt: string): boolean {
+  return layerCompression(mt) !== undefined || (mt !== MediaType.DockerConfig && mt !== MediaType.OciConfig && /layer|rootfs/.test(mt));
+}
+
 interface StoredLayer {
   /** The member's name, `HEX.tar`. */
   path: string;
@@ -212,7 +217,7 @@ export class DockerArchiveDestination implements ImageDestination {
   async putBlob(data: Readable, info: BlobInfo, progress?: ProgressSink): Promise<Descriptor> {
     const what = `${this.name}: blob ${info.digest ?? `of type ${info.mediaType}`}`;
     const verified = info.digest !== undefined ? chainStreams(data, new VerifyingStream(info.digest, info.size, what), progressStream(progress)) : chainStreams(data, progressStream(progress));
-    if (layerCompression(info.mediaType) === undefined) {
+    if (!isLayerType(info.mediaType)) {
       const bytes = await readAllLimited(verified, MAX_CONFIG_BYTES, what);
       const digest = info.digest ?? digestOf(bytes);
       this.smallBlobs.set(digest, bytes);

@@ -497,6 +497,8 @@ export class OciLayoutDestination implements ImageDestination {
   readonly maxParallelBlobs = 4;
   private top: Descriptor | undefined;
   private readonly temps = new Set<string>();
+  /** Blob files this destination created (not ones it found present), for abort. */
+  private readonly wrote = new Set<string>();
   private createdDir = false;
   private committed = false;
 
@@ -549,6 +551,7 @@ export class OciLayoutDestination implements ImageDestination {
         },
       });
       await writeStreamAtomic(path, chainStreams(data, verifier, counter));
+      this.wrote.add(path);
       return describe(info.digest, count);
     }
     // Unknown digest (a re-compressed layer): hash while spooling into the layout, then rename.
@@ -567,8 +570,10 @@ export class OciLayoutDestination implements ImageDestination {
         await fh.close();
       }
       const final = join(this.dir, blobPath(digester.digest));
+      const existed = (await fileSize(final)) !== undefined;
       await rename(tmp, final);
       await fsyncDir(join(this.dir, 'blobs', 'sha256'));
+      if (!existed) this.wrote.add(final);
       return describe(digester.digest, digester.size);
     } catch (e) {
       await rm(tmp, { force: true });
@@ -616,16 +621,21 @@ export class OciLayoutDestination implements ImageDestination {
   async abort(): Promise<void> {
     for (const tmp of this.temps) await rm(tmp, { force: true });
     this.temps.clear();
-    if (this.committed || !this.createdDir) return;
-    // We created the directory and nothing was committed into it (by us or anyone else): remove
-    // it, so a failed copy to a new path leaves no half-layout behind.
-    await withLayoutLock(this.dir, async () => {
-      if ((await readIndexFile(this.dir).catch(() => emptyIndex())) === undefined) {
-        for (const entry of await readdir(this.dir).catch(() => [] as string[]))
-          if (entry !== LOCK_FILE) await rm(join(this.dir, entry), { recursive: true, force: true });
-      }
-    }).catch(() => undefined);
-    await rmdir(this.dir).catch(() => undefined);
+    if (this.committed) return;
+    // In a layout that has no index.json yet, the blobs we wrote would be a half-layout that
+    // nothing names: remove them. Only our own files go, under the lock, so a concurrent
+    // writer's blobs stay (if it relied on one of ours, its commit check reports it cleanly).
+    if (this.wrote.size > 0) {
+      await withLayoutLock(this.dir, async () => {
+        if ((await readIndexFile(this.dir).catch(() => emptyIndex())) !== undefined) return;
+        for (const path of this.wrote) await rm(path, { force: true });
+      }).catch(() => undefined);
+      this.wrote.clear();
+    }
+    if (this.createdDir) {
+      // Empty directories only: rmdir fails harmlessly when someone else's files are there.
+      for (const d of ['blobs/sha256', 'blobs/sha512', 'blobs', '.']) await rmdir(join(this.dir, d)).catch(() => undefined);
+    }
   }
 }
 

@@ -14,9 +14,9 @@ import type { ImageDestination, ImageSource, Transport, TransportOptions } from 
 import { DirectoryFiles, LayoutSource, OciLayoutDestination, listLayoutRefs, readLayoutIndex, removeLayoutRef, REF_NAME_ANNOTATION } from './oci-layout.js';
 
 /** Where the store lives: $BASALT_STORE, else /var/lib/basalt/store for root, else under XDG_DATA_HOME. */
-export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env): string {
+export function defaultStoreRoot(env: NodeJS.ProcessEnv = process.env, uid: number | undefined = process.getuid?.()): string {
   if (env.BASALT_STORE) return env.BASALT_STORE;
-  if (typeof process.getuid === 'function' && process.getuid() === 0) return '/var/lib/basalt/store';
+  if (uid === 0) return '/var/lib/basalt/store';
   const dataHome = env.XDG_DATA_HOME || join(env.HOME || homedir(), '.local', 'share');
   return join(dataHome, 'basalt', 'store');
 }

@@ -1,0 +1,168 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isBasaltError } from '../../../src/oci/errors.js';
+import { formatReference, parseReference } from '../../../src/oci/reference.js';
+import { loadRegistriesConf, pullSources, resolveName } from '../../../src/oci/registry/registries-conf.js';
+import { dockerTransport } from '../../../src/oci/registry/transport.js';
+import type { RegistryOptions } from '../../../src/oci/registry/options.js';
+
+const withOptions = (o: RegistryOptions): RegistryOptions => o;
+import { startRegistry, type TestRegistry } from '../../harness/registry.js';
+import { tempDir, withTempDir } from '../../harness/tools.js';
+import { FAST_RETRY, makeImage, pushImage, testOptions } from './helpers.js';
+
+async function confFiles(main: string, dropIns: Record<string, string> = {}): Promise<string> {
+  const dir = await tempDir('regconf');
+  const path = join(dir, 'registries.conf');
+  await writeFile(path, main);
+  if (Object.keys(dropIns).length > 0) {
+    await mkdir(`${path}.d`);
+    for (const [name, text] of Object.entries(dropIns)) await writeFile(join(`${path}.d`, name), text);
+  }
+  return path;
+}
+
+describe('registries.conf parsing', () => {
+  it('merges drop-ins in order, later wins, aliases from shortnames files', async () => {
+    const path = await confFiles(
+      `unqualified-search-registries = ["a.example", "b.example"]
+short-name-mode = "enforcing"
+[[registry]]
+prefix = "a.example/team"
+location = "mirror.example/a-team"
+insecure = true
+[[registry.mirror]]
+location = "m1.example/team"
+pull-from-mirror = "digest-only"
+[[registry.mirror]]
+location = "m2.example/team"
+insecure = true
+[[registry]]
+location = "blocked.example"
+blocked = true
+[[registry]]
+prefix = "*.wild.example"
+insecure = true
+`,
+      {
+        '10-search.conf': 'unqualified-search-registries = ["only.example"]\n',
+        '20-override.conf': '[[registry]]\nlocation = "blocked.example"\nblocked = false\ninsecure = true\n',
+        '000-shortnames.conf': '[aliases]\n"tool" = "quay.example/tools/tool"\n',
+        'ignored.txt': 'not = toml = at all',
+      },
+    );
+    const conf = await loadRegistriesConf({ path });
+    assert.deepEqual(conf.unqualifiedSearchRegistries, ['only.example']);
+    assert.equal(conf.shortNameMode, 'enforcing');
+    assert.equal(conf.aliases.get('tool'), 'quay.example/tools/tool');
+    assert.equal(conf.files.length, 4);
+
+    const tagged = pullSources(conf, parseReference('a.example/team/app:1'));
+    assert.deepEqual(tagged.map((s) => [formatReference(s.reference), s.insecure, s.mirror]), [
+      ['m2.example/team/app:1', true, true],
+      ['mirror.example/a-team/app:1', true, false],
+    ]);
+    const d = `sha256:${'a'.repeat(64)}`;
+    assert.deepEqual(pullSources(conf, parseReference(`a.example/team/app@${d}`)).map((s) => formatReference(s.reference)), [`m1.example/team/app@${d}`, `m2.example/team/app@${d}`, `mirror.example/a-team/app@${d}`]);
+    // Prefix must end at a separator: a.example/teamwork is not under a.example/team.
+    assert.deepEqual(pullSources(conf, parseReference('a.example/teamwork/app:1')).map((s) => formatReference(s.reference)), ['a.example/teamwork/app:1']);
+    // The drop-in replaced the blocked entry.
+    assert.equal(pullSources(conf, parseReference('blocked.example/x:1'))[0]?.insecure, true);
+    assert.equal(pullSources(conf, parseReference('reg.wild.example/x:1'))[0]?.insecure, true);
+    assert.equal(pullSources(conf, parseReference('wild.example/x:1'))[0]?.insecure, false);
+
+    assert.equal(formatReference(resolveName('tool:2', conf)), 'quay.example/tools/tool:2');
+    assert.equal(formatReference(resolveName('app:3', conf)), 'only.example/app:3');
+    assert.equal(formatReference(resolveName('localhost:5000/x', conf)), 'localhost:5000/x');
+  });
+
+  it('refuses ambiguous short names instead of guessing', async () => {
+    const conf = await loadRegistriesConf({ path: await confFiles('unqualified-search-registries = ["a.example", "b.example"]\n') });
+    assert.throws(() => resolveName('app', conf), (e: unknown) => isBasaltError(e, 'usage') && /fully-qualified/.test((e as { hint?: string }).hint ?? '') && /a\.example, b\.example/.test((e as Error).message));
+    const none = await loadRegistriesConf({ path: await confFiles('') });
+    assert.throws(() => resolveName('app', none), /no unqualified-search-registries/);
+  });
+
+  it('honours CONTAINERS_REGISTRIES_CONF and reports bad files by name', async () => {
+    const path = await confFiles('[[registry]]\nlocation = "x.example"\ninsecure = "yes"\n');
+    await assert.rejects(loadRegistriesConf({ env: { CONTAINERS_REGISTRIES_CONF: path } }), (e: unknown) => isBasaltError(e, 'invalid') && (e as Error).message.includes(path) && /insecure must be true or false/.test((e as Error).message));
+    const v1 = await confFiles('[registries.search]\nregistries = ["x"]\n');
+    await assert.rejects(loadRegistriesConf({ path: v1 }), /version 1 format/);
+  });
+});
+
+describe('registries.conf against real registries', () => {
+  let primary: TestRegistry;
+  let mirror: TestRegistry;
+  before(async () => {
+    [primary, mirror] = await Promise.all([startRegistry(), startRegistry()]);
+  });
+  after(async () => {
+    await Promise.all([primary.stop(), mirror.stop()]);
+  });
+
+  it('insecure = true allows plain http without --tls-verify=false; without it, https is required', async () => {
+    const img = makeImage([100]);
+    await pushImage(await dockerTransport.openDestination(`${primary.host}/conf/img:v1`, testOptions()), img);
+    const secure = await confFiles('');
+    await assert.rejects(dockerTransport.openSource(`${primary.host}/conf/img:v1`, withOptions({ registriesConf: secure, retry: FAST_RETRY })), (e: unknown) => isBasaltError(e, 'network') && /plain-http/.test((e as Error).message));
+    const insecure = await confFiles(`[[registry]]\nlocation = "${primary.host}"\ninsecure = true\n`);
+    const src = await dockerTransport.openSource(`${primary.host}/conf/img:v1`, withOptions({ registriesConf: insecure, retry: FAST_RETRY }));
+    assert.equal((await src.getManifest()).digest, img.manifest.digest);
+    // An explicit --tls-verify=true wins over the file.
+    await assert.rejects(dockerTransport.openSource(`${primary.host}/conf/img:v1`, withOptions({ registriesConf: insecure, tlsVerify: true, retry: FAST_RETRY })), (e: unknown) => isBasaltError(e, 'network'));
+  });
+
+  it('pulls from a mirror that has the image first, falls back to the primary, and refuses blocked registries', async () => {
+    const onBoth = makeImage([100]);
+    const onlyPrimary = makeImage([100]);
+    const mirrorCopy = makeImage([100]); // Different content under the same tag proves which one served it.
+    await pushImage(await dockerTransport.openDestination(`${primary.host}/mirrored/img:v1`, testOptions()), onBoth);
+    await pushImage(await dockerTransport.openDestination(`${mirror.host}/cache/mirrored/img:v1`, testOptions()), mirrorCopy);
+    await pushImage(await dockerTransport.openDestination(`${primary.host}/mirrored/img:v2`, testOptions()), onlyPrimary);
+    const path = await confFiles(`[[registry]]
+location = "${primary.host}"
+insecure = true
+[[registry.mirror]]
+location = "${mirror.host}/cache"
+insecure = true
+[[registry]]
+location = "${mirror.host}/forbidden"
+blocked = true
+`);
+    const messages: string[] = [];
+    const opts = withOptions({ registriesConf: path, retry: FAST_RETRY, log: (m: string) => messages.push(m) });
+    const fromMirror = await dockerTransport.openSource(`${primary.host}/mirrored/img:v1`, opts);
+    assert.equal((await fromMirror.getManifest()).digest, mirrorCopy.manifest.digest);
+    assert.deepEqual(fromMirror.location, { registry: mirror.host, repository: 'cache/mirrored/img' });
+    assert.equal(fromMirror.name, `docker://${primary.host}/mirrored/img:v1`);
+    const fallback = await dockerTransport.openSource(`${primary.host}/mirrored/img:v2`, opts);
+    assert.equal((await fallback.getManifest()).digest, onlyPrimary.manifest.digest);
+    assert.ok(messages.some((m) => m.includes('failed') && m.includes(mirror.host)), messages.join('\n'));
+
+    await assert.rejects(dockerTransport.openSource(`${mirror.host}/forbidden/x:v1`, opts), (e: unknown) => {
+      assert.ok(isBasaltError(e, 'denied'), String(e));
+      assert.ok((e as Error).message.includes(path), (e as Error).message);
+      return true;
+    });
+    await assert.rejects(dockerTransport.openDestination(`${mirror.host}/forbidden/x:v1`, opts), (e: unknown) => isBasaltError(e, 'denied'));
+  });
+
+  it('resolves short-name aliases and a single search registry', async () => {
+    const img = makeImage([100]);
+    await pushImage(await dockerTransport.openDestination(`${primary.host}/tools/hammer:v1`, testOptions()), img);
+    await withTempDir('alias', async (dir) => {
+      const path = join(dir, 'registries.conf');
+      await writeFile(path, `unqualified-search-registries = ["${primary.host}"]\n[[registry]]\nlocation = "${primary.host}"\ninsecure = true\n`);
+      await mkdir(`${path}.d`);
+      await writeFile(join(`${path}.d`, 'shortnames.conf'), `[aliases]\n"hammer" = "${primary.host}/tools/hammer"\n`);
+      const opts = withOptions({ registriesConf: path, retry: FAST_RETRY });
+      const viaAlias = await dockerTransport.openSource('hammer:v1', opts);
+      assert.equal((await viaAlias.getManifest()).digest, img.manifest.digest);
+      const viaSearch = await dockerTransport.openSource('tools/hammer:v1', opts);
+      assert.equal((await viaSearch.getManifest()).digest, img.manifest.digest);
+    });
+  });
+});
