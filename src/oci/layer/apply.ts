@@ -1,8 +1,6 @@
-import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { BasaltError, ioError } from '../errors.js';
 import { autoDecompress } from './compression.js';
 import { SafeRoot } from './safe-root.js';
@@ -113,9 +111,8 @@ class LayerApplier {
           if (!keepDirectory) await mkdir(host, 0o700);
           break;
         case 'file':
-          // 'wx' (O_EXCL) never follows a symlink that might have appeared at this name.
-          await pipeline(entry.body, createWriteStream(host, { flags: 'wx', mode: 0o600 }));
-          break;
+          await this.writeFile(host, real, entry);
+          return;
         case 'symlink':
           await symlink(entry.linkname ?? '', host);
           break;
@@ -140,6 +137,25 @@ class LayerApplier {
     await this.setMetadata(real, entry);
   }
 
+  /** Writes the data and sets metadata through the descriptor: no path lookups to redirect. */
+  private async writeFile(host: string, real: string[], entry: TarEntry): Promise<void> {
+    // 'wx' (O_CREAT|O_EXCL) never follows a symlink that might have appeared at this name.
+    const file = await open(host, 'wx', 0o600);
+    try {
+      for await (const chunk of entry.body) {
+        const data = chunk as Buffer;
+        for (let done = 0; done < data.length; ) done += (await file.write(data, done)).bytesWritten;
+      }
+      // chown first: it clears setuid bits, which chmod then sets.
+      if (this.allow.chown) await file.chown(entry.uid, entry.gid);
+      await file.chmod(entry.mode);
+      await file.utimes(entry.mtime, entry.mtime);
+    } finally {
+      await file.close();
+    }
+    this.queueXattrs(real.join('/'), entry);
+  }
+
   private async hardlinkTarget(entry: TarEntry): Promise<string> {
     const components = entryComponents(entry.linkname ?? '', this.what);
     const name = components[components.length - 1];
@@ -162,10 +178,14 @@ class LayerApplier {
     } catch (e) {
       throw ioError(`${this.what}: setting metadata of "${entry.path}"`, e);
     }
-    if (entry.xattrs && entry.xattrs.size > 0) {
-      if (this.allow.xattrs) this.pendingXattrs.set(key, entry.xattrs);
-      else this.summary.skippedXattrs.push(`${entry.path}: not root or setfattr missing`);
-    }
+    this.queueXattrs(key, entry);
+  }
+
+  /** xattrs are set in one batch at the end, after every chown (which clears capabilities). */
+  private queueXattrs(key: string, entry: TarEntry): void {
+    if (!entry.xattrs || entry.xattrs.size === 0) return;
+    if (this.allow.xattrs) this.pendingXattrs.set(key, entry.xattrs);
+    else this.summary.skippedXattrs.push(`${entry.path}: not root or setfattr missing`);
   }
 
   /** Opaque directory: remove every child lower layers put there, keeping this layer's. */

@@ -267,7 +267,9 @@ export async function withLayoutLock<T>(dir: string, fn: () => Promise<T>, timeo
       }
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError(`locking ${lockPath}`, e);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new BasaltError('not-found', `${dir}: no such layout directory`, { hint: 'check the path', cause: e });
+      if (code !== 'EEXIST') throw ioError(`locking ${lockPath}`, e);
     }
     const owner = await readLockOwner(lockPath);
     if (owner) {

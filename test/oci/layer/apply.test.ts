@@ -181,3 +181,18 @@ test('unpackLayers accepts compressed layers', async () => {
     assert.equal(await readFile(join(dir, 't/f'), 'utf8'), 'zstd layer');
   });
 });
+
+test('without privileges (as a non-root run would): ownership, xattrs and devices are reported as skipped', async () => {
+  await withTempDir('apply-unprivileged', async (dir) => {
+    const target = join(dir, 'root');
+    const summary = await applyLayer(await layer([
+      { path: 'f', data: 'x', uid: 99, gid: 99, xattrs: new Map([['user.a', Buffer.from('1')]]) },
+      { path: 'tty', type: 'char', devmajor: 5, devminor: 0 },
+    ]), target, { chown: false, xattrs: false, devices: false });
+    assert.equal(summary.ownership, false);
+    assert.deepEqual(summary.skippedDevices, ['tty']);
+    assert.equal(summary.skippedXattrs.length, 1);
+    assert.match(summary.skippedXattrs[0] as string, /^f: /);
+    assert.equal((await stat(join(target, 'f'))).uid, process.getuid?.());
+  });
+});

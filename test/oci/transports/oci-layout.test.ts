@@ -89,6 +89,7 @@ test('refs: a second name is added, the same name is replaced, and selection err
     const removed = await removeLayoutRef(dir, 'b');
     assert.equal(removed.digest, b.manifest.digest);
     await assert.rejects(removeLayoutRef(dir, 'b'), (e) => isBasaltError(e, 'not-found'));
+    await assert.rejects(removeLayoutRef(join(tmp, 'absent'), 'b'), (e) => isBasaltError(e, 'not-found') && /no such layout/.test(e.message));
     const gc = await gcLayout(dir);
     assert.ok(gc.removed.includes(b.manifest.digest));
     assert.ok(gc.removed.includes(b.config.digest));
