@@ -47,17 +47,20 @@ test('zstd layers basalt writes are pulled and run by podman', () => {
   run('podman', ['rmi', '-f', ref]);
 });
 
-test('images podman and skopeo push are read by basalt; oci-image-tool and umoci accept basalt\'s layout', () => {
+test('images podman and skopeo push are read by basalt; oci-image-tool and umoci accept basalt\'s layout', async () => {
+  const fresh = await startRegistry({ flavour: 'open' });
+  try {
   const ref = `${registry.host}/interop/from-podman:1`;
   run('podman', ['push', '--tls-verify=false', TEST_IMAGE_LAYERED, `docker://${ref}`]);
   const layout = join(work, 'layout');
   basaltOk(['image', 'copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${layout}:podman`], { env });
   run('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=podman', layout]);
   assert.match(run('umoci', ['ls', '--layout', layout]), /podman/);
-  // skopeo pushes a v2s2 image (gzip forced: skopeo's blob cache may offer the zstd copy pushed
-  // earlier, which v2s2 cannot carry); basalt copies it to the store and back out as OCI.
-  const ref2 = `${registry.host}/interop/from-skopeo:1`;
-  run('skopeo', ['copy', '--dest-tls-verify=false', '--format', 'v2s2', '--dest-compress-format', 'gzip', `containers-storage:${TEST_IMAGE}`, `docker://${ref2}`]);
+  // skopeo pushes a v2s2 image (from the gzip layout above: podman's storage now remembers
+  // the zstd form of these layers, which v2s2 cannot carry); basalt copies it to the store
+  // and back out as OCI.
+  const ref2 = `${fresh.host}/interop/from-skopeo:1`;
+  run('skopeo', ['copy', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${layout}:podman`, `docker://${ref2}`]);
   const info = JSON.parse(basaltOk(['image', 'inspect', '--tls-verify=false', `docker://${ref2}`], { env })) as { LayersData: { MIMEType: string }[] };
   assert.ok(info.LayersData.every((l) => l.MIMEType.startsWith('application/vnd.docker.')));
   basaltOk(['image', 'copy', '--src-tls-verify=false', '--format', 'oci', `docker://${ref2}`, 'interop/from-skopeo:oci'], { env });
@@ -66,6 +69,9 @@ test('images podman and skopeo push are read by basalt; oci-image-tool and umoci
   run('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=x', layout2]);
   // skopeo reads what basalt wrote.
   assert.match(run('skopeo', ['inspect', `oci:${layout2}:x`]), /"Architecture": "amd64"/);
+  } finally {
+    await fresh.stop();
+  }
 });
 
 test('podman load accepts basalt\'s docker-archive and oci-archive', () => {

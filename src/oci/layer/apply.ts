@@ -95,12 +95,12 @@ class LayerApplier {
     }
     const parent = await this.safe.resolveDir(components.slice(0, -1), entry.path, true, (created) => this.written.add(created.join('/')));
     const real = [...(parent as string[]), name];
-    await this.create(real, entry);
+    if (await this.create(real, entry)) this.summary.entries++;
     this.written.add(real.join('/'));
-    this.summary.entries++;
   }
 
-  private async create(real: string[], entry: TarEntry): Promise<void> {
+  /** Creates the entry at `real`; false when it was skipped (a device node without privileges). */
+  private async create(real: string[], entry: TarEntry): Promise<boolean> {
     const host = this.safe.host(real);
     const existing = await this.safe.lstatOrUndefined(real, entry.path);
     const keepDirectory = existing?.isDirectory() === true && entry.type === 'directory';
@@ -112,13 +112,13 @@ class LayerApplier {
           break;
         case 'file':
           await this.writeFile(host, real, entry);
-          return;
+          return true;
         case 'symlink':
           await symlink(entry.linkname ?? '', host);
           break;
         case 'hardlink':
           await link(await this.hardlinkTarget(entry), host);
-          return; // a hardlink shares its target's inode and metadata
+          return true; // a hardlink shares its target's inode and metadata
         case 'fifo':
           await makeNode(host, 'p', entry.mode);
           break;
@@ -126,7 +126,7 @@ class LayerApplier {
         case 'block':
           if (!this.allow.devices) {
             this.summary.skippedDevices.push(entry.path);
-            return;
+            return false;
           }
           await makeNode(host, entry.type === 'char' ? 'c' : 'b', entry.mode, entry.devmajor, entry.devminor);
           break;
@@ -135,6 +135,7 @@ class LayerApplier {
       throw ioError(`${this.what}: extracting "${entry.path}"`, e);
     }
     await this.setMetadata(real, entry);
+    return true;
   }
 
   /** Writes the data and sets metadata through the descriptor: no path lookups to redirect. */

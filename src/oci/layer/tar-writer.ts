@@ -65,18 +65,23 @@ export class TarWriter {
 
   private async write(data: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
+    if (this.out.destroyed) throw new BasaltError('io', 'tar output was closed before the archive was complete');
     if (this.out.write(data)) return;
+    // Wait for room; an error or an early close of the output must not leave us waiting forever.
     await new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        this.out.off('error', onError);
-        resolve();
-      };
-      const onError = (err: Error): void => {
+      const settle = (err?: Error): void => {
         this.out.off('drain', onDrain);
-        reject(err);
+        this.out.off('error', onError);
+        this.out.off('close', onClose);
+        if (err) reject(err);
+        else resolve();
       };
+      const onDrain = (): void => settle();
+      const onError = (err: Error): void => settle(err);
+      const onClose = (): void => settle(this.failure ?? new BasaltError('io', 'tar output was closed before the archive was complete'));
       this.out.once('drain', onDrain);
       this.out.once('error', onError);
+      this.out.once('close', onClose);
     });
   }
 }
