@@ -195,6 +195,9 @@ run_one() {
       cmd+=(--dest-tls-verify=false "oci:$SRC_LAYOUT:bench" "docker://$host/$repo:latest")
       ;;
   esac
+  # Write back the previous run's dirty pages first (nothing is dropped from the page cache),
+  # so that one run's writeback does not land in the next run's timing.
+  sync
   timed "$WORK/$scen-$tool-$round.log" "${cmd[@]}"
   status=ok
   if [ "$T_RC" != 0 ]; then
@@ -230,9 +233,21 @@ describe() {
         ;;
     esac
   done
-  echo "   each timed as: $TIME -f '%e %M' CMD   (wall seconds, peak RSS KB)"
+  echo "   each timed as: $TIME -f '%e %M' CMD   (wall seconds, peak RSS KB), after a sync"
 }
 describe
+
+# Fixed start-up cost of each command (no copying): median of 5 `COPY-COMMAND --help` runs
+# (loads what a copy loads, copies nothing).
+startup() {
+  local i out=()
+  for i in 1 2 3 4 5; do
+    "$TIME" -f '%e %M' -o "$WORK/startup.out" "$@" >/dev/null 2>&1 || true
+    out+=("$(tail -n 1 "$WORK/startup.out")")
+  done
+  printf '%s\n' "${out[@]}" | sort -n | sed -n 3p | awk '{printf "%.2f s, %.1f MB", $1, $2/1024}'
+}
+echo "== start-up (copy command with --help, median of 5): basalt $(startup "${BASALT_CMD[@]}" --help); skopeo $(startup "${SKOPEO_CMD[@]}" --help); bare \`node -e 0\` $(startup node -e 0)"
 
 for scen in $SCENARIOS; do
   echo "== scenario $scen: $WARMUP warm-up + $ROUNDS rounds per tool, alternating"

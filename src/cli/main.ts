@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
+// Inlined by the bundler; tsc copies package.json beside the compiled tree.
+import pkg from '../../package.json' with { type: 'json' };
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { REPO_ROOT } from './tools.js';
 
-/** The compiled CLI next to the compiled tests (dist/, or a helper's dist-* tree). */
-export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
+/** What users run: the bundled CLI behind bin/basalt (built by ./scripts/setup). */
+export const CLI = `${REPO_ROOT}/dist/basalt.mjs`;
 
 export interface CliResult {
   status: number;

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, get as httpGet, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import { createPrivateKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify as toYaml } from 'yaml';
@@ -24,6 +25,8 @@ export interface TestRegistryOptions {
   grant?: (user: string | undefined, repository: string, requested: string[]) => string[];
   /** Token flavour: token lifetime in seconds (default 300). */
   tokenLifetime?: number;
+  /** Serve https with a fresh self-signed certificate for 127.0.0.1 (its directory is `certDir`). */
+  tls?: boolean;
 }
 
 export interface TokenRequestRecord {
@@ -46,6 +49,8 @@ export interface TestRegistry {
   /** Token flavour: the issuer's URL. */
   tokenRealm?: string;
   storageDir: string;
+  /** TLS registries: a certs.d-style directory holding the server's certificate as ca.crt. */
+  certDir?: string;
   stop(): Promise<void>;
 }
 
@@ -136,14 +141,25 @@ async function startTokenIssuer(opts: {
   };
 }
 
+/** GET /v2/ status, accepting the test's self-signed certificate. */
+function probe(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(`${url}/v2/`, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
+}
+
 async function waitForRegistry(url: string, child: ChildProcess, logs: () => string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}:\n${logs()}`);
     try {
-      const res = await fetch(`${url}/v2/`);
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return;
+      const status = await probe(url);
+      if (status === 200 || status === 401) return;
     } catch {
       // Not listening yet.
     }
@@ -192,6 +208,17 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
     config.auth = { token: { realm: issuer.realm, service, issuer: iss, rootcertbundle: certFile } };
   }
 
+  let certDir: string | undefined;
+  if (options.tls) {
+    requireTool('openssl', 'install openssl (./scripts/setup does)');
+    certDir = join(dir, 'certs.d');
+    await mkdir(certDir);
+    const keyFile = join(dir, 'tls.key');
+    const certFile = join(certDir, 'ca.crt');
+    run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    (config.http as Record<string, unknown>).tls = { certificate: certFile, key: keyFile };
+  }
+
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, toYaml(config));
   let logText = '';
@@ -203,7 +230,7 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
   const logs = (): string => logText;
-  const url = `http://${host}`;
+  const url = `${options.tls ? 'https' : 'http'}://${host}`;
   try {
     await waitForRegistry(url, child, logs);
   } catch (e) {
@@ -232,5 +259,6 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
     },
   };
   if (issuer) result.tokenRealm = issuer.realm;
+  if (certDir) result.certDir = certDir;
   return result;
 }

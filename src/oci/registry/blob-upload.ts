@@ -147,7 +147,7 @@ async function completeUpload(client: RegistryClient, repository: string, locati
     throw new BasaltError('integrity', `${what}: ${client.where(repository)} stored it as ${stored}`, { hint: 'the registry or something between changed the data' });
 }
 
-async function patchChunk(client: RegistryClient, repository: string, location: string, chunk: Buffer, start: number, what: string, signal?: AbortSignal): Promise<string> {
+async function sendChunk(client: RegistryClient, repository: string, location: string, chunk: Buffer, start: number, what: string, signal?: AbortSignal): Promise<string> {
   const { res, attempts, url } = await client.request({
     method: 'PATCH',
     path: location,
@@ -160,7 +160,7 @@ async function patchChunk(client: RegistryClient, repository: string, location: 
     scopes: pushScopes(repository),
     repository,
     what,
-    // A broken PATCH may have been partly stored; resending it blindly could duplicate bytes.
+    // A broken PATCH may have been partly stored; it is resumed from the registry's offset instead.
     retryNetworkErrors: false,
     ...(signal ? { signal } : {}),
   });
@@ -168,6 +168,38 @@ async function patchChunk(client: RegistryClient, repository: string, location: 
   await discard(res);
   const next = header(res, 'location');
   return next === undefined ? location : new URL(next, url).toString();
+}
+
+/** GET of an upload session: how many bytes the registry holds, and the session's current URL. */
+async function uploadStatus(client: RegistryClient, repository: string, location: string, what: string): Promise<{ stored: number; location: string }> {
+  const { res, attempts, url } = await client.request({ method: 'GET', path: location, scopes: pushScopes(repository), repository, what: `status of ${what}` });
+  if (res.statusCode !== 204 && res.statusCode !== 200) return client.failWith(res, attempts, `status of ${what}`, repository);
+  await discard(res);
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
+  const next = header(res, 'location');
+  return { stored: m?.[1] !== undefined ? Number(m[1]) + 1 : 0, location: next === undefined ? location : new URL(next, url).toString() };
+}
+
+/**
+ * PATCHes one chunk. When the connection breaks, the session's status says how much the
+ * registry kept, and the rest of the chunk is sent again from there (a few times).
+ */
+async function patchChunk(client: RegistryClient, repository: string, location: string, chunk: Buffer, start: number, what: string, signal?: AbortSignal): Promise<string> {
+  let offset = start;
+  let current = location;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await sendChunk(client, repository, current, chunk.subarray(offset - start), offset, what, signal);
+    } catch (e) {
+      if (!(e instanceof BasaltError && e.kind === 'network') || attempt >= client.policy.attempts || signal?.aborted) throw e;
+      const status = await uploadStatus(client, repository, current, what).catch(() => undefined);
+      if (status === undefined || status.stored < start || status.stored > start + chunk.length) throw e;
+      client.log?.(`${what}: upload broke (${e.message}); the registry holds ${status.stored} bytes, resending from there (attempt ${attempt + 1} of ${client.policy.attempts})`);
+      offset = status.stored;
+      current = status.location;
+      if (offset === start + chunk.length) return current;
+    }
+  }
 }
 
 /**

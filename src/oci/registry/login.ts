@@ -2,6 +2,7 @@ import { BasaltError } from '../errors.js';
 import { RegistryClient } from './client.js';
 import { defaultAuthFile, loginKey, removeCredentials, storeCredentials } from './credentials.js';
 import type { RegistryOptions } from './options.js';
+import { loadRegistriesConf, pushSettings } from './registries-conf.js';
 
 /**
  * `basalt image login`: verifies the credentials against the registry (a token from its
@@ -13,7 +14,14 @@ export async function login(registry: string, username: string, password: string
   const key = loginKey(registry);
   if (username === '' || password === '') throw new BasaltError('usage', `login to ${key} needs a username and a password`, { hint: 'pass --username and --password (or --password-stdin)' });
   const host = key.split('/')[0] as string;
-  await RegistryClient.checkLogin(host, { username, password }, options);
+  // registries.conf decides whether the registry may be reached over plain http, and may block it.
+  const config = await loadRegistriesConf({
+    ...(options.registriesConf !== undefined ? { path: options.registriesConf } : {}),
+    ...(options.registriesConfDir !== undefined ? { dir: options.registriesConfDir } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+  });
+  const { insecure } = pushSettings(config, { registry: host, repository: key.includes('/') ? key.slice(host.length + 1) : 'login' });
+  await RegistryClient.checkLogin(host, { username, password }, { ...options, insecure: options.insecure ?? insecure });
   const file = defaultAuthFile({ ...(options.authFile !== undefined ? { authFile: options.authFile } : {}), ...(options.env !== undefined ? { env: options.env } : {}) });
   await storeCredentials(file, key, username, password);
   return file;

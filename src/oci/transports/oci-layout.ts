@@ -100,7 +100,7 @@ export class DirectoryFiles implements LayoutFiles {
     } catch (e) {
       throw ioError(`${this.description}: ${relPath}`, e);
     }
-    return fh.createReadStream({ start: offset, autoClose: true });
+    return fh.createReadStream({ start: offset, autoClose: true, highWaterMark: 1 << 20 });
   }
 }
 

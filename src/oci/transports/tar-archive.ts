@@ -134,7 +134,7 @@ export class IndexedArchive implements LayoutFiles {
   async open(relPath: string, offset: number): Promise<Readable> {
     const e = this.lookup(relPath);
     if (offset >= e.size) return Readable.from([]);
-    return createReadStream(this.tarPath, { start: e.dataOffset + offset, end: e.dataOffset + e.size - 1 });
+    return createReadStream(this.tarPath, { start: e.dataOffset + offset, end: e.dataOffset + e.size - 1, highWaterMark: 1 << 20 });
   }
 
   /** The first bytes of a member (to sniff its compression). */

@@ -6,7 +6,22 @@ import { digestOf } from '../../../src/oci/digest.js';
 import { parseConfig, parseManifest } from '../../../src/oci/manifest.js';
 import { dockerTransport, login } from '../../../src/oci/registry/transport.js';
 import { startRegistry, type TestRegistry } from '../../harness/registry.js';
+import { execFile } from 'node:child_process';
 import { requireTool, run, tempDir } from '../../harness/tools.js';
+
+/**
+ * Runs a program without blocking the event loop: the token issuer lives in this process,
+ * so a synchronous exec of podman would deadlock waiting for a token.
+ */
+function runAsync(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr}${stdout}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end();
+  });
+}
 import { makeImage, pushImage, readAll, testOptions } from './helpers.js';
 
 /**
@@ -41,22 +56,22 @@ describe('interop with podman and skopeo (token auth registry)', () => {
     await mkdir(rootfs);
     await writeFile(join(rootfs, 'hello.txt'), 'hello from basalt interop\n');
     run('tar', ['-C', rootfs, '-cf', join(dir, 'rootfs.tar'), '.']);
-    run('podman', [...podmanArgs, 'import', join(dir, 'rootfs.tar'), 'localhost/basalt-interop:v1'], { env });
+    await runAsync('podman', [...podmanArgs, 'import', join(dir, 'rootfs.tar'), 'localhost/basalt-interop:v1'], env);
 
     const podmanAuth = join(dir, 'podman-auth.json');
-    assert.throws(() => run('podman', [...podmanArgs, 'login', '--tls-verify=false', '--authfile', podmanAuth, '-u', 'alice', '-p', 'bad', reg.host], { env }), /401|unauthorized|invalid username/i);
-    run('podman', [...podmanArgs, 'login', '--tls-verify=false', '--authfile', podmanAuth, '-u', 'alice', '-p', 'wonderland', reg.host], { env });
-    run('podman', [...podmanArgs, 'push', '--tls-verify=false', '--authfile', podmanAuth, 'localhost/basalt-interop:v1', `docker://${reg.host}/interop/img:v1`], { env });
+    await assert.rejects(runAsync('podman', [...podmanArgs, 'login', '--tls-verify=false', '--authfile', podmanAuth, '-u', 'alice', '-p', 'bad', reg.host], env), /401|unauthorized|invalid username/i);
+    await runAsync('podman', [...podmanArgs, 'login', '--tls-verify=false', '--authfile', podmanAuth, '-u', 'alice', '-p', 'wonderland', reg.host], env);
+    await runAsync('podman', [...podmanArgs, 'push', '--tls-verify=false', '--authfile', podmanAuth, 'localhost/basalt-interop:v1', `docker://${reg.host}/interop/img:v1`], env);
     assert.ok(reg.tokenRequests.some((r) => r.user === 'alice' && r.scopes.some((s) => s.startsWith('repository:interop/img:') && s.includes('push'))), JSON.stringify(reg.tokenRequests));
 
     const skopeoAuth = join(dir, 'skopeo-auth.json');
-    run('skopeo', ['login', '--tls-verify=false', '--authfile', skopeoAuth, '-u', 'bob', '-p', 'builder', reg.host], { env });
-    run('skopeo', ['copy', '--src-tls-verify=false', '--authfile', skopeoAuth, `docker://${reg.host}/interop/img:v1`, `oci:${join(dir, 'oci')}:v1`], { env });
+    await runAsync('skopeo', ['login', '--tls-verify=false', '--authfile', skopeoAuth, '-u', 'bob', '-p', 'builder', reg.host], env);
+    await runAsync('skopeo', ['copy', '--src-tls-verify=false', '--authfile', skopeoAuth, `docker://${reg.host}/interop/img:v1`, `oci:${join(dir, 'oci')}:v1`], env);
     const index = JSON.parse(await readFile(join(dir, 'oci', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
     assert.equal(index.manifests.length, 1);
 
-    run('podman', [...podmanArgs, 'rmi', 'localhost/basalt-interop:v1'], { env });
-    run('podman', [...podmanArgs, 'pull', '--tls-verify=false', '--authfile', podmanAuth, `${reg.host}/interop/img:v1`], { env });
+    await runAsync('podman', [...podmanArgs, 'rmi', 'localhost/basalt-interop:v1'], env);
+    await runAsync('podman', [...podmanArgs, 'pull', '--tls-verify=false', '--authfile', podmanAuth, `${reg.host}/interop/img:v1`], env);
 
     // basalt reads the image podman pushed, with the credentials podman stored.
     const src = await dockerTransport.openSource(`${reg.host}/interop/img:v1`, testOptions({ authFile: podmanAuth }));
@@ -76,9 +91,9 @@ describe('interop with podman and skopeo (token auth registry)', () => {
     await login(reg.host, 'alice', 'wonderland', testOptions({ authFile: ourAuth }));
     const img = makeImage([2000]);
     await pushImage(await dockerTransport.openDestination(`${reg.host}/interop/ours:v1`, testOptions({ authFile: ourAuth })), img);
-    const raw = run('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', ourAuth, `docker://${reg.host}/interop/ours:v1`], { env });
+    const raw = await runAsync('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', ourAuth, `docker://${reg.host}/interop/ours:v1`], env);
     assert.equal(digestOf(Buffer.from(raw)), img.manifest.digest);
-    const tags = JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', '--authfile', ourAuth, `docker://${reg.host}/interop/ours`], { env })) as { Tags: string[] };
+    const tags = JSON.parse(await runAsync('skopeo', ['list-tags', '--tls-verify=false', '--authfile', ourAuth, `docker://${reg.host}/interop/ours`], env)) as { Tags: string[] };
     assert.deepEqual(tags.Tags, ['v1']);
   });
 });

@@ -166,3 +166,27 @@ blocked = true
     });
   });
 });
+
+describe('TLS registry', () => {
+  let reg: TestRegistry;
+  before(async () => {
+    reg = await startRegistry({ tls: true });
+  });
+  after(async () => {
+    await reg.stop();
+  });
+
+  it('refuses an untrusted certificate, trusts the CA from --cert-dir, and --tls-verify=false skips verification', async () => {
+    const conf = await confFiles('');
+    const img = makeImage([50_000]);
+    await assert.rejects(dockerTransport.openDestination(`${reg.host}/tls/img:v1`, withOptions({ registriesConf: conf, retry: FAST_RETRY })).then((d) => pushImage(d, img)), (e: unknown) => {
+      assert.ok(isBasaltError(e, 'network'), String(e));
+      assert.match((e as Error).message, /not trusted/);
+      assert.match((e as { hint?: string }).hint ?? '', /certs\.d/);
+      return true;
+    });
+    await pushImage(await dockerTransport.openDestination(`${reg.host}/tls/img:v1`, withOptions({ registriesConf: conf, retry: FAST_RETRY, certDir: reg.certDir! })), img);
+    const src = await dockerTransport.openSource(`${reg.host}/tls/img:v1`, withOptions({ registriesConf: conf, retry: FAST_RETRY, tlsVerify: false }));
+    assert.equal((await src.getManifest()).digest, img.manifest.digest);
+  });
+});
