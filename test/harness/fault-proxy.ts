@@ -21,6 +21,8 @@ export interface FaultRule {
   ranged?: boolean;
   /** How many matching requests it applies to (default 1); it is spent after that. */
   times?: number;
+  /** Let this many matching requests through untouched first (default 0). */
+  skip?: number;
   action: FaultAction;
 }
 
@@ -48,6 +50,10 @@ function takeRule(rules: FaultRule[], req: IncomingMessage): FaultRule | undefin
     if (rule.method !== undefined && rule.method !== req.method) continue;
     if (rule.path !== undefined && !rule.path.test(req.url ?? '')) continue;
     if (rule.ranged !== undefined && rule.ranged !== (req.headers.range !== undefined)) continue;
+    if (rule.skip !== undefined && rule.skip > 0) {
+      rule.skip--;
+      return undefined;
+    }
     const left = (rule.times ?? 1) - 1;
     if (left <= 0) rules.splice(i, 1);
     else rule.times = left;

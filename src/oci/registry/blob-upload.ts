@@ -177,7 +177,9 @@ async function uploadStatus(client: RegistryClient, repository: string, location
   await discard(res);
   const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
   const next = header(res, 'location');
-  return { stored: m?.[1] !== undefined ? Number(m[1]) + 1 : 0, location: next === undefined ? location : new URL(next, url).toString() };
+  // Distribution answers "0-0" both for an empty session and for one byte; an empty session is the likely one.
+  const last = m?.[1] !== undefined ? Number(m[1]) : -1;
+  return { stored: last <= 0 ? 0 : last + 1, location: next === undefined ? location : new URL(next, url).toString() };
 }
 
 /**
