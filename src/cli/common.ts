@@ -52,6 +52,8 @@ export function transportOptions(o: Opts, side: '' | 'src' | 'dest', log?: (m: s
   if (typeof creds === 'string') out.creds = creds;
   const authFile = pick('authfile');
   if (typeof authFile === 'string') out.authFile = authFile;
+  const chunk = pick('chunkSize');
+  if (typeof chunk === 'string') out.chunkSize = parseSize(chunk);
   const conf = str(o, 'registriesConf');
   if (conf) out.registriesConf = conf;
   if (log) out.log = log;
@@ -107,4 +109,14 @@ export function sourceDateEpoch(): number | undefined {
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v)) throw new BasaltError('usage', `SOURCE_DATE_EPOCH="${v}" is not a whole number of seconds`);
   return Number(v);
+}
+
+/** `16777216`, `16M`, `16MiB`, `512k` into bytes. */
+export function parseSize(s: string): number {
+  const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(s.trim());
+  if (!m) throw new BasaltError('usage', `"${s}" is not a size`, { hint: 'write bytes or a number with k, M or G' });
+  const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? '').toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const n = Number(m[1]) * unit;
+  if (n < 1024) throw new BasaltError('usage', `chunk size ${s} is too small (at least 1k)`);
+  return n;
 }

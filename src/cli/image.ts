@@ -68,6 +68,7 @@ Image names use skopeo's transports:
     .addOption(new Option('--progress <mode>', 'progress output').choices(['auto', 'tty', 'json', 'none']).default('auto'))
     .option('-q, --quiet', 'print nothing but errors')
     .option('--digestfile <file>', 'write the digest of the written manifest to <file>')
+    .option('--dest-chunk-size <size>', 'upload blobs to a registry in resumable chunks of <size> (e.g. 16M) instead of one request each')
     .option('--registries-conf <file>', 'use this registries.conf instead of the system one');
   addPlatformOptions(copy);
   addRegistryOptions(addRegistryOptions(addRegistryOptions(copy, ''), 'src-'), 'dest-');

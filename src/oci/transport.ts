@@ -76,6 +76,11 @@ export interface TransportOptions {
   tlsVerify?: boolean;
   /** Registry: directory of *.crt (CA), *.cert + *.key (client) files, as containers' certs.d. */
   certDir?: string;
+  /**
+   * Registry: upload blobs in PATCH chunks of this many bytes (resumable, for registries or
+   * proxies that limit request sizes); default one streamed request per blob.
+   */
+  chunkSize?: number;
   /** Registry: explicit `user:password`. */
   creds?: string;
   /** Registry: auth file path (containers auth.json format). */

@@ -101,3 +101,35 @@ test('a corrupted layer fails the copy naming the blob, and the destination show
   await writeFile(path, bytes.subarray(0, 20));
   await assert.rejects(copy(`oci:${dir}/a:v1`, `oci:${dir}/c:v1`), (e) => isBasaltError(e, 'integrity'));
 });
+
+test('to a registry: streamed and chunked uploads land the same image; a corrupt layer leaves no tag', async () => {
+  const { startRegistry } = await import('../harness/registry.js');
+  const registry = await startRegistry({ flavour: 'open' });
+  try {
+    const dir = await tempDir('copy-registry');
+    const big = 'x'.repeat(12 * 1024 * 1024) + Math.random().toString(); // over the one-request limit
+    const desc = await makeImageLayout(join(dir, 'a'), 'v1', [{ 'big': big }, { 'small': 's' }]);
+    const streamed = await copyImage(await openSource(`oci:${dir}/a:v1`), await openDestination(`docker://${registry.host}/t/streamed:1`, { tlsVerify: false }));
+    assert.equal(streamed.digest, desc.digest);
+    const chunked = await copyImage(await openSource(`oci:${dir}/a:v1`), await openDestination(`docker://${registry.host}/t/chunked:1`, { tlsVerify: false, chunkSize: 1024 * 1024 }));
+    assert.equal(chunked.digest, desc.digest);
+    const back = await copyImage(await openSource(`docker://${registry.host}/t/streamed:1`, { tlsVerify: false }), await openDestination(`oci:${dir}/back:v1`));
+    assert.equal(back.digest, desc.digest);
+
+    const m = await manifestOf(`oci:${dir}/a:v1`);
+    const bigLayer = m.layers?.[0]?.digest as string;
+    const path = join(dir, 'a/blobs/sha256', bigLayer.slice(7));
+    const bytes = await readFile(path);
+    bytes.writeUInt8(bytes.readUInt8(1000) ^ 0xff, 1000);
+    await writeFile(path, bytes);
+    for (const [repo, opts] of [['bad-streamed', {}], ['bad-chunked', { chunkSize: 1024 * 1024 }]] as const) {
+      await assert.rejects(
+        copyImage(await openSource(`oci:${dir}/a:v1`), await openDestination(`docker://${registry.host}/t/${repo}:1`, { tlsVerify: false, ...opts })),
+        (e) => isBasaltError(e, 'integrity') && e.message.includes(bigLayer),
+      );
+      await assert.rejects(openSource(`docker://${registry.host}/t/${repo}:1`, { tlsVerify: false }).then((s) => s.getManifest()), (e) => isBasaltError(e, 'not-found'));
+    }
+  } finally {
+    await registry.stop();
+  }
+});

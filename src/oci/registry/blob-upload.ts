@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { BasaltError } from '../errors.js';
 import { parseDigest, type Digest, type DigestAlgorithm } from '../digest.js';
 import type { Descriptor } from '../manifest.js';
@@ -9,8 +9,12 @@ import { discard, header } from './http.js';
 import { repoPathOf } from './paths.js';
 
 export interface UploadSettings {
-  /** PATCH size for chunked uploads. */
-  chunkSize: number;
+  /**
+   * PATCH size for chunked uploads; undefined streams each blob in one PATCH, as
+   * containers/image does (fewer round trips and bounded memory, but a broken connection
+   * fails the blob instead of resuming it; a rerun skips the blobs already stored).
+   */
+  chunkSize: number | undefined;
   /** Blobs of known size up to this are sent in one PUT after being hashed in memory. */
   monolithicMaxBytes: number;
   progress?: ProgressSink;
@@ -19,7 +23,6 @@ export interface UploadSettings {
   openUploads: Set<string>;
 }
 
-export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_MONOLITHIC_MAX = 8 * 1024 * 1024;
 
 /** Reads a stream in pieces of at most `max` bytes without copying more than once. */
@@ -233,17 +236,19 @@ export async function uploadBlob(client: RegistryClient, repository: string, dat
     }
     const started = await startUpload(client, repository, `blob ${described}`, signal);
     if (started.location === undefined) throw new BasaltError('invalid', `${what()}: the registry did not open an upload`);
+    if (settings.chunkSize === undefined) return await streamUpload(client, repository, started.location, data, info, tally, settings, () => described, (d) => (described = d));
+    const chunkSize = settings.chunkSize;
     let location = started.location;
     settings.openUploads.add(location);
     try {
-      let next = reader.read(settings.chunkSize);
+      let next = reader.read(chunkSize);
       next.catch(() => undefined); // Read-ahead may be abandoned on failure; its error is seen when awaited.
       for (;;) {
         const chunk = await next;
         if (chunk.length === 0) break;
         const start = tally.size;
         tally.add(chunk);
-        next = reader.read(settings.chunkSize);
+        next = reader.read(chunkSize);
         next.catch(() => undefined);
         const previous = location;
         location = await patchChunk(client, repository, location, chunk, start, `blob ${described} chunk at ${start}`, signal);
@@ -263,6 +268,74 @@ export async function uploadBlob(client: RegistryClient, repository: string, dat
     }
   } catch (e) {
     data.destroy();
+    throw e;
+  }
+}
+
+/**
+ * Sends the whole blob as one streamed PATCH (chunked transfer encoding), hashing it on the
+ * way, then PUT ?digest=. The registry verifies the digest too; on any mismatch the session
+ * is cancelled so nothing becomes visible.
+ */
+async function streamUpload(
+  client: RegistryClient,
+  repository: string,
+  start: string,
+  data: Readable,
+  info: BlobInfo,
+  tally: Tally,
+  settings: UploadSettings,
+  described: () => string,
+  setDescribed: (digest: Digest) => void,
+): Promise<Descriptor> {
+  const what = `blob ${described()}`;
+  settings.openUploads.add(start);
+  let location = start;
+  try {
+    const counted = new Transform({
+      highWaterMark: 1 << 20,
+      transform(chunk: Buffer, _enc, cb) {
+        try {
+          tally.add(chunk);
+        } catch (e) {
+          cb(e as Error);
+          return;
+        }
+        settings.progress?.(chunk.length);
+        cb(null, chunk);
+      },
+    });
+    data.on('error', (e) => counted.destroy(e));
+    data.pipe(counted);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (info.size !== undefined) headers['content-length'] = String(info.size);
+    const { res, attempts, url } = await client.request({
+      method: 'PATCH',
+      path: start,
+      headers,
+      body: counted,
+      scopes: pushScopes(repository),
+      repository,
+      what,
+      ...(settings.signal ? { signal: settings.signal } : {}),
+    });
+    if (res.statusCode !== 202 && res.statusCode !== 204) return await client.failWith(res, attempts, what, repository);
+    await discard(res);
+    const next = header(res, 'location');
+    location = next === undefined ? start : new URL(next, url).toString();
+    settings.openUploads.delete(start);
+    settings.openUploads.add(location);
+    const digest = tally.finish();
+    setDescribed(digest);
+    await completeUpload(client, repository, location, digest, undefined, settings.signal);
+    settings.openUploads.delete(location);
+    return descriptor(info, digest, tally.size);
+  } catch (e) {
+    settings.openUploads.delete(location);
+    await cancelUpload(client, repository, location);
+    // A source error (digest mismatch, truncation) surfaces as a failed request body: report it as itself.
+    const cause = (e as { cause?: unknown }).cause;
+    if (cause instanceof BasaltError && cause.kind === 'integrity') throw cause;
     throw e;
   }
 }

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
 import { BasaltError } from '../errors.js';
 import { parseDigest, type Digest } from '../digest.js';
@@ -38,7 +39,8 @@ export interface RegistryRequest {
   path: string;
   query?: Record<string, string>;
   headers?: Record<string, string>;
-  body?: Buffer;
+  /** A stream body is sent once: no retry, no re-authentication (see sendWithRetry). */
+  body?: Buffer | Readable;
   /** Access the request needs (for bearer tokens). */
   scopes: Scope[];
   /** Repository it concerns, for messages and repository-specific credentials. */
@@ -230,7 +232,7 @@ export class RegistryClient {
         { url, method: req.method, headers, ...(req.body ? { body: req.body } : {}), ...(req.maxRedirections ? { maxRedirections: req.maxRedirections } : {}), ...(req.signal ?? this.options.signal ? { signal: (req.signal ?? this.options.signal) as AbortSignal } : {}) },
         { policy: this.policy, what: `${req.what} at ${this.where(req.repository)}`, log: this.log, retryNetworkErrors: req.retryNetworkErrors ?? true },
       );
-      if (res.statusCode !== 401) return { res, attempts, url };
+      if (res.statusCode !== 401 || (req.body !== undefined && !Buffer.isBuffer(req.body))) return { res, attempts, url };
       const challenges = parseChallenges(headerValues(res, 'www-authenticate'));
       const body = await readText(res);
       const bearer = challenges.find((c) => c.scheme === 'bearer');

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { BasaltError } from '../errors.js';
 import type { RetryPolicy } from './options.js';
@@ -9,8 +10,11 @@ export interface HttpRequest {
   url: URL;
   method: HttpMethod;
   headers: Record<string, string>;
-  /** Bodies are buffers so a request can be sent again after a retryable failure. */
-  body?: Buffer;
+  /**
+   * A buffer can be sent again after a retryable failure; a stream (a streamed blob upload)
+   * cannot, so a request with a stream body is sent once and its answer returned as it is.
+   */
+  body?: Buffer | Readable;
   maxRedirections?: number;
   signal?: AbortSignal;
 }
@@ -185,6 +189,7 @@ export interface RetriedResponse {
  */
 export async function sendWithRetry(dispatcher: Dispatcher, req: HttpRequest, ctx: RetryContext): Promise<RetriedResponse> {
   const { policy } = ctx;
+  const resendable = req.body === undefined || Buffer.isBuffer(req.body);
   let waited = 0;
   for (let attempt = 1; ; attempt++) {
     let res: HttpResponse;
@@ -193,7 +198,7 @@ export async function sendWithRetry(dispatcher: Dispatcher, req: HttpRequest, ct
     } catch (e) {
       if (req.signal?.aborted) throw new BasaltError('interrupted', `${ctx.what}: interrupted`, { cause: e });
       const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      if (ctx.retryNetworkErrors !== false && isRetryableNetworkError(e) && attempt < policy.attempts && waited + delay <= policy.totalBudgetMs) {
+      if (resendable && ctx.retryNetworkErrors !== false && isRetryableNetworkError(e) && attempt < policy.attempts && waited + delay <= policy.totalBudgetMs) {
         ctx.log?.(`${ctx.what}: connection failed (${errorCode(e) ?? errorText(e)}); retrying in ${delay} ms (attempt ${attempt + 1} of ${policy.attempts})`);
         waited += delay;
         await sleep(delay, undefined, req.signal ? { signal: req.signal } : undefined);
@@ -202,7 +207,7 @@ export async function sendWithRetry(dispatcher: Dispatcher, req: HttpRequest, ct
       throw networkError(e, req.url, ctx.what, attempt);
     }
     const status = res.statusCode;
-    if (status === 429 || status === 502 || status === 503 || status === 504 || status === 500) {
+    if (resendable && (status === 429 || status === 502 || status === 503 || status === 504 || status === 500)) {
       const asked = retryAfterMs(header(res, 'retry-after'));
       const backoff = policy.baseDelayMs * 2 ** (attempt - 1);
       const delay = Math.min(policy.maxDelayMs, asked ?? backoff);

@@ -20,8 +20,6 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDe
  */
 export interface RegistryOptions extends TransportOptions {
   retry?: Partial<RetryPolicy>;
-  /** Chunk size for chunked uploads (default 16 MiB). */
-  chunkSize?: number;
   /** Blobs of known size up to this many bytes are uploaded in one PUT (default 8 MiB). */
   monolithicMaxBytes?: number;
   /** registries.conf drop-in directory override (default: beside the main file). */

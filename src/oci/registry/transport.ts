@@ -4,7 +4,7 @@ import type { Descriptor, ManifestBlob } from '../manifest.js';
 import { formatReference, withDefaultTag, type ImageReference } from '../reference.js';
 import type { BlobInfo, BlobReadOptions, ImageDestination, ImageSource, ProgressSink, Transport, TransportOptions } from '../transport.js';
 import { openBlobStream } from './blob-reader.js';
-import { cancelUpload, DEFAULT_CHUNK_SIZE, DEFAULT_MONOLITHIC_MAX, startUpload, uploadBlob } from './blob-upload.js';
+import { cancelUpload, DEFAULT_MONOLITHIC_MAX, startUpload, uploadBlob } from './blob-upload.js';
 import { RegistryClient } from './client.js';
 import { discard, header } from './http.js';
 import type { RegistryOptions } from './options.js';
@@ -146,7 +146,7 @@ export class RegistryDestination implements ImageDestination {
 
   async putBlob(data: Readable, info: BlobInfo, progress?: ProgressSink): Promise<Descriptor> {
     return uploadBlob(this.client, this.repository, data, info, {
-      chunkSize: this.options.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      chunkSize: this.options.chunkSize,
       monolithicMaxBytes: this.options.monolithicMaxBytes ?? DEFAULT_MONOLITHIC_MAX,
       openUploads: this.openUploads,
       ...(progress ? { progress } : {}),
