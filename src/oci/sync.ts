@@ -117,8 +117,10 @@ function destinationName(image: PlannedImage, dst: string, kind: SyncDestKind, s
     formatReference(parseReference(`${prefix}/${suffix}${tag.startsWith('@') ? '' : tag}`));
     return `docker://${prefix}/${suffix}${tag}`;
   }
-  if (tag.startsWith('@')) return `oci:${join(dst, suffix)}:${image.tag.replace(':', '-')}`;
-  return `oci:${join(dst, suffix)}${tag}`;
+  // oci:DIR:REF splits at the first colon, so a registry port in a scoped path becomes `_`.
+  const dir = join(dst, suffix.replace(/:/g, '_'));
+  if (tag.startsWith('@')) return `oci:${dir}:${image.tag.replace(':', '-')}`;
+  return `oci:${dir}${tag}`;
 }
 
 /** Copies every planned image; returns how many were copied and which failed. */
