@@ -43,22 +43,27 @@ test('zstd layers basalt writes are pulled and run by podman', () => {
   basaltOk(['image', 'copy', '--dest-tls-verify=false', '--dest-compress', 'zstd', `containers-storage:${TEST_IMAGE}`, `docker://${ref}`], { env });
   const raw = JSON.parse(basaltOk(['image', 'inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { env })) as { layers: { mediaType: string }[] };
   assert.ok(raw.layers.every((l) => l.mediaType.endsWith('+zstd')));
-  assert.match(run('podman', ['run', '--rm', '--pull=always', '--tls-verify=false', ref]), /hello from basalt test image/);
-  run('podman', ['rmi', '-f', ref]);
+  // A storage of its own: podman would otherwise remember the zstd form of the shared test
+  // layers, and later `podman save --format docker-archive` of the test image would fail.
+  const storage = ['--root', join(work, 'zstd-storage'), '--runroot', join(work, 'zstd-run'), '--storage-driver', 'vfs'];
+  assert.match(run('podman', [...storage, 'run', '--rm', '--pull=always', '--tls-verify=false', ref]), /hello from basalt test image/);
+  run('podman', [...storage, 'rmi', '-af']);
 });
 
 test('images podman and skopeo push are read by basalt; oci-image-tool and umoci accept basalt\'s layout', async () => {
+  // A registry of its own: podman's and skopeo's blob-info cache would otherwise substitute
+  // the zstd copies of these layers pushed to the shared one (Debian's oci-image-tool
+  // predates zstd, and v2s2 cannot carry it).
   const fresh = await startRegistry({ flavour: 'open' });
   try {
-  const ref = `${registry.host}/interop/from-podman:1`;
+  const ref = `${fresh.host}/interop/from-podman:1`;
   run('podman', ['push', '--tls-verify=false', TEST_IMAGE_LAYERED, `docker://${ref}`]);
   const layout = join(work, 'layout');
   basaltOk(['image', 'copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${layout}:podman`], { env });
   run('oci-image-tool', ['validate', '--type', 'image', '--ref', 'name=podman', layout]);
   assert.match(run('umoci', ['ls', '--layout', layout]), /podman/);
-  // skopeo pushes a v2s2 image (from the gzip layout above: podman's storage now remembers
-  // the zstd form of these layers, which v2s2 cannot carry); basalt copies it to the store
-  // and back out as OCI.
+  // skopeo pushes a v2s2 image from the gzip layout above; basalt copies it to the store and
+  // back out as OCI.
   const ref2 = `${fresh.host}/interop/from-skopeo:1`;
   run('skopeo', ['copy', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${layout}:podman`, `docker://${ref2}`]);
   const info = JSON.parse(basaltOk(['image', 'inspect', '--tls-verify=false', `docker://${ref2}`], { env })) as { LayersData: { MIMEType: string }[] };
