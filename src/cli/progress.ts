@@ -58,9 +58,11 @@ export class CopyProgress {
         break;
       }
       case 'manifest':
+        // Blobs so far belong to this manifest: leave their lines, start afresh below.
         this.draw(true);
         this.out.write(`Writing manifest ${e.digest}\n`);
         this.lines = 0;
+        this.blobs.clear();
         return;
     }
     this.draw(e.type !== 'blob-progress');
@@ -86,6 +88,6 @@ export class CopyProgress {
   }
 
   finish(): void {
-    if (this.mode === 'tty') this.draw(true);
+    if (this.mode === 'tty' && this.blobs.size > 0) this.draw(true);
   }
 }

@@ -2,7 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile, readdir, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { basalt, basaltOk } from '../harness/cli.js';
+import { basalt, basaltOk, CLI } from '../harness/cli.js';
 import { ensureTestImages, TEST_IMAGE, TEST_IMAGE_LAYERED } from '../harness/images.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { run, tempDir } from '../harness/tools.js';
@@ -129,4 +129,13 @@ test('--progress json reports each blob as JSON Lines on stderr', () => {
   const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { type: string });
   assert.ok(events.some((e) => e.type === 'blob-done'));
   assert.equal(events.at(-1)?.type, 'manifest');
+});
+
+test('on a terminal, copy draws per-blob progress bars (run under script(1) for a real TTY)', () => {
+  const cli = `${process.execPath} ${CLI}`;
+  const cmd = `BASALT_STORE=${env.BASALT_STORE} ${cli} image copy test/layered:2 oci:${join(work, 'tty')}:t`;
+  const out = run('script', ['-qec', cmd, '/dev/null']);
+  assert.match(out, /Copying blob [0-9a-f]{12} \[=+\] done/);
+  assert.match(out, /\x1b\[\d+A/, 'redraws in place');
+  assert.match(out, /Writing manifest sha256:[0-9a-f]{64}/);
 });
