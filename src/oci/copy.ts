@@ -144,13 +144,9 @@ class Copier {
         if (index.manifest.subject) doc.subject = index.manifest.subject;
         if (index.manifest.annotations) doc.annotations = index.manifest.annotations;
       }
-      const bytes = encodeJson(doc);
-      blob = { bytes, mediaType: outType, digest: digestOf(bytes) };
+      blob = encodeManifest(doc, outType);
     }
-    await this.dest.putManifest(blob, { top });
-    this.stats.manifests++;
-    this.emit({ type: 'manifest', digest: blob.digest, mediaType: blob.mediaType });
-    return blob;
+    return this.putManifest(blob, top);
   }
 
   private async copySingle(image: ParsedManifest & { kind: 'image' }, top: boolean): Promise<ManifestBlob> {
@@ -177,9 +173,12 @@ class Copier {
         for (const l of layers) delete l.annotations;
         delete config.annotations;
       }
-      const bytes = encodeJson(doc);
-      blob = { bytes, mediaType: outType, digest: digestOf(bytes) };
+      blob = encodeManifest(doc, outType);
     }
+    return this.putManifest(blob, top);
+  }
+
+  private async putManifest(blob: ManifestBlob, top: boolean): Promise<ManifestBlob> {
     await this.dest.putManifest(blob, { top });
     this.stats.manifests++;
     this.emit({ type: 'manifest', digest: blob.digest, mediaType: blob.mediaType });
@@ -245,6 +244,11 @@ class Copier {
     if (layer.annotations) desc.annotations = layer.annotations;
     return desc;
   }
+}
+
+function encodeManifest(doc: ImageManifest | ImageIndex, mediaType: string): ManifestBlob {
+  const bytes = encodeJson(doc);
+  return { bytes, mediaType, digest: digestOf(bytes) };
 }
 
 function isImageConfig(mt: string): boolean {

@@ -8,19 +8,10 @@ import { digestOf } from '../../../src/oci/digest.js';
 import { parseManifest } from '../../../src/oci/manifest.js';
 import { containersStorageTransport, normalisePodmanName } from '../../../src/oci/transports/containers-storage.js';
 import { ociLayoutTransport } from '../../../src/oci/transports/oci-layout.js';
-import { buildImage, copyLocal, readAll, uniqueName } from './helpers.js';
+import { buildImage, copyLocal, readAll, uniqueName, podmanImagesRemovedAfter } from './helpers.js';
 
 const opts = {};
-const podmanNames: string[] = [];
-after(() => {
-  for (const n of podmanNames) {
-    try {
-      run('podman', ['rmi', '-f', n]);
-    } catch {
-      // already gone
-    }
-  }
-});
+const podmanNames = podmanImagesRemovedAfter();
 
 test('containers-storage names are normalised like podman\'s', () => {
   assert.equal(normalisePodmanName('app'), 'localhost/app:latest');

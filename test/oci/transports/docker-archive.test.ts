@@ -11,19 +11,10 @@ import { encodeJson, parseManifest } from '../../../src/oci/manifest.js';
 import { MediaType } from '../../../src/oci/media-types.js';
 import { DOCKER_LAYER_TAR, dockerArchiveTransport, parseDockerArchiveReference } from '../../../src/oci/transports/docker-archive.js';
 import { ociLayoutTransport } from '../../../src/oci/transports/oci-layout.js';
-import { buildImage, copyLocal, MemorySource, readAll, uniqueName } from './helpers.js';
+import { buildImage, copyLocal, MemorySource, readAll, uniqueName, podmanImagesRemovedAfter } from './helpers.js';
 
 const opts = {};
-const podmanNames: string[] = [];
-after(() => {
-  for (const n of podmanNames) {
-    try {
-      run('podman', ['rmi', '-f', n]);
-    } catch {
-      // already gone
-    }
-  }
-});
+const podmanNames = podmanImagesRemovedAfter();
 
 test('docker-archive references follow containers/image', () => {
   assert.deepEqual(parseDockerArchiveReference('/a.tar', false), { file: '/a.tar', name: undefined, index: undefined });

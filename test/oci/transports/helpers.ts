@@ -1,3 +1,5 @@
+import { after } from 'node:test';
+import { run } from '../../harness/tools.js';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
@@ -137,4 +139,19 @@ export async function buildImage(layers: Record<string, string>[], options: { co
 /** A unique suffix so parallel test files never share podman names or paths. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** A list of podman image names the calling test file creates; they are removed after it. */
+export function podmanImagesRemovedAfter(): string[] {
+  const names: string[] = [];
+  after(() => {
+    for (const n of names) {
+      try {
+        run('podman', ['rmi', '-f', n]);
+      } catch {
+        // already gone
+      }
+    }
+  });
+  return names;
 }

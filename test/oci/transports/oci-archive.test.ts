@@ -13,19 +13,10 @@ import { parseManifest } from '../../../src/oci/manifest.js';
 import { MediaType } from '../../../src/oci/media-types.js';
 import { ociArchiveTransport } from '../../../src/oci/transports/oci-archive.js';
 import { ociLayoutTransport } from '../../../src/oci/transports/oci-layout.js';
-import { buildImage, copyLocal, readAll, uniqueName } from './helpers.js';
+import { buildImage, copyLocal, readAll, uniqueName, podmanImagesRemovedAfter } from './helpers.js';
 
 const opts = {};
-const podmanNames: string[] = [];
-after(() => {
-  for (const n of podmanNames) {
-    try {
-      run('podman', ['rmi', '-f', n]);
-    } catch {
-      // already gone
-    }
-  }
-});
+const podmanNames = podmanImagesRemovedAfter();
 
 test('oci-archive destination: podman loads the archive and runs the image', async () => {
   requireTool('podman');
