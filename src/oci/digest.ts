@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { BasaltError } from './errors.js';
+import { OffThreadHash } from './hash-worker.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 /** A content digest in OCI form, `algorithm:hex`. */
@@ -74,27 +75,29 @@ export class DigestingStream extends Transform {
   }
 }
 
+/** Blobs at least this big are hashed on a worker thread (see hash-worker.ts). */
+export const OFF_THREAD_HASH_BYTES = 8 * 1024 * 1024;
+
 /**
  * A pass-through stream that fails unless exactly `size` bytes with `digest` flow through it.
  * Oversize input fails as soon as it is seen, so a hostile source cannot fill the disk.
- * `what` names the blob in the error ("blob sha256:… of docker://…").
+ * `what` names the blob in the error ("blob sha256:… of docker://…"). Large blobs are hashed
+ * off the main thread, which then only moves bytes.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash: Hash;
+  private readonly hash: Hash | OffThreadHash;
   private readonly expected: ParsedDigest;
   private count = 0;
+  private finished = false;
 
   constructor(
     private readonly digest: Digest,
     private readonly size: number | undefined,
     private readonly what: string,
-    startOffset = 0,
-    priorHash?: Hash,
   ) {
-    super();
+    super({ highWaterMark: 1 << 20 });
     this.expected = parseDigest(digest, what);
-    this.hash = priorHash ?? createHash(this.expected.algorithm);
-    this.count = startOffset;
+    this.hash = size !== undefined && size >= OFF_THREAD_HASH_BYTES ? new OffThreadHash(this.expected.algorithm) : createHash(this.expected.algorithm);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -112,11 +115,18 @@ export class VerifyingStream extends Transform {
       cb(new BasaltError('integrity', `${this.what}: got ${this.count} bytes, descriptor declares ${this.size} (truncated)`, { hint: 'the source is truncated or corrupt; retry or rebuild it' }));
       return;
     }
-    const got = `${this.expected.algorithm}:${this.hash.digest('hex')}`;
-    if (got !== this.digest) {
-      cb(new BasaltError('integrity', `${this.what}: digest mismatch, expected ${this.digest}, got ${got}`, { hint: 'the source is corrupt or was tampered with; nothing was written at the destination' }));
-      return;
-    }
-    cb();
+    const check = (hex: string): void => {
+      const got = `${this.expected.algorithm}:${hex}`;
+      if (got !== this.digest) cb(new BasaltError('integrity', `${this.what}: digest mismatch, expected ${this.digest}, got ${got}`, { hint: 'the source is corrupt or was tampered with; nothing was written at the destination' }));
+      else cb();
+    };
+    this.finished = true;
+    if (this.hash instanceof OffThreadHash) this.hash.digest().then(check, (e: unknown) => cb(e as Error));
+    else check(this.hash.digest('hex'));
+  }
+
+  override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
+    if (!this.finished && this.hash instanceof OffThreadHash) this.hash.discard();
+    cb(error);
   }
 }
