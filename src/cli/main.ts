@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
+import { vmCommand } from './media.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program.addCommand(imageCommand());
   program.addCommand(loginCommand());
   program.addCommand(logoutCommand());
+  program.addCommand(vmCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);
   return program;
