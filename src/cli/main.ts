@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
 import { vmCommand } from './media.js';
+import { installCommand, statusCommand } from './deploy.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -25,6 +26,8 @@ export function buildProgram(): Command {
   program.addCommand(imageCommand());
   program.addCommand(loginCommand());
   program.addCommand(logoutCommand());
+  program.addCommand(installCommand());
+  program.addCommand(statusCommand());
   program.addCommand(vmCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);

@@ -1,0 +1,158 @@
+import { access, readFile, stat } from 'node:fs/promises';
+import { BasaltError, ioError } from '../oci/errors.js';
+import { META } from './import.js';
+import { parseGVariantString } from './gvariant-text.js';
+import { metadataKey, runOstree } from './ostree-tool.js';
+import { originImage, parseKeyFile, type ImageSpec } from './origin.js';
+import { deployDir, listDeployments, repoOf, type Deployment } from './sysroot.js';
+
+/**
+ * The host as bootc's `bootc status --format json` describes it (apiVersion/kind/spec/status),
+ * under basalt's own apiVersion. Read from a booted system (/run/ostree-booted, sysroot /) or
+ * from a sysroot directory.
+ *
+ * From a directory nothing is booted: `status.booted` is null and the deployment that would
+ * boot next (ostree's default, first in its list) is reported as `status.default`; `rollback`
+ * is the next one. On a booted system `default` is also given (it differs from `booted` after a
+ * deploy that has not been booted yet), and rollback is the first deployment that is neither
+ * booted nor staged, as in bootc.
+ */
+export interface HostImageStatus {
+  image: ImageSpec;
+  version: string | null;
+  timestamp: string | null;
+  imageDigest: string | null;
+  architecture?: string;
+}
+
+export interface HostDeploymentStatus {
+  image: HostImageStatus | null;
+  pinned: boolean;
+  ostree: { checksum: string; deploySerial: number; stateroot: string };
+  /** basalt's stable boot entry id on the ESP. */
+  entryId: string;
+}
+
+export interface BasaltHost {
+  apiVersion: 'org.basalt/v1';
+  kind: 'BasaltHost';
+  metadata: { name: 'host' };
+  spec: { image: ImageSpec | null; bootOrder: 'default' | 'rollback' };
+  status: {
+    staged: HostDeploymentStatus | null;
+    booted: HostDeploymentStatus | null;
+    rollback: HostDeploymentStatus | null;
+    default: HostDeploymentStatus | null;
+    /** Whether this was read from the running system (false: from a sysroot directory). */
+    isBooted: boolean;
+    type: 'basaltHost' | null;
+  };
+}
+
+export interface StatusOptions {
+  /** A sysroot directory; default: the booted system (/). */
+  sysroot?: string;
+}
+
+async function meta(repo: string, checksum: string, key: string): Promise<string | null> {
+  const v = await metadataKey(repo, checksum, key);
+  return v === undefined ? null : parseGVariantString(v);
+}
+
+async function describe(sysroot: string, d: Deployment): Promise<HostDeploymentStatus> {
+  const repo = repoOf(sysroot);
+  const originPath = `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
+  const origin = parseKeyFile(await readFile(originPath, 'utf8').catch(() => ''));
+  const spec = originImage(origin);
+  const image: HostImageStatus | null = spec
+    ? { image: spec, version: await meta(repo, d.checksum, META.version), timestamp: await meta(repo, d.checksum, META.created), imageDigest: await meta(repo, d.checksum, META.manifestDigest) }
+    : null;
+  return {
+    image,
+    pinned: origin.get('libostree-transient')?.get('pinned') === 'true',
+    ostree: { checksum: d.checksum, deploySerial: d.deploySerial, stateroot: d.stateroot },
+    entryId: `${d.stateroot}-${d.checksum.slice(0, 12)}.${d.deploySerial}`,
+  };
+}
+
+/** The deployment whose directory is the running root (same device and inode as /). */
+async function bootedDeployment(sysroot: string, deployments: Deployment[]): Promise<Deployment | undefined> {
+  const root = await stat('/');
+  for (const d of deployments) {
+    const st = await stat(deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)).catch(() => undefined);
+    if (st && st.dev === root.dev && st.ino === root.ino) return d;
+  }
+  return undefined;
+}
+
+/** The staged deployment's checksum.serial from `ostree admin status` (only a running system has one). */
+async function stagedId(): Promise<string | undefined> {
+  const { stdout } = await runOstree(['admin', 'status']);
+  const m = /^\s*\S+ ([0-9a-f]{64}\.\d+) \(staged\)/m.exec(stdout);
+  return m?.[1];
+}
+
+export async function readHostStatus(options: StatusOptions = {}): Promise<BasaltHost> {
+  const isBooted = options.sysroot === undefined;
+  const sysroot = options.sysroot ?? '/';
+  if (isBooted) {
+    try {
+      await access('/run/ostree-booted');
+    } catch {
+      throw new BasaltError('usage', 'this system was not booted from an ostree deployment (/run/ostree-booted is missing)', { hint: 'give --sysroot DIR to read an installed root filesystem' });
+    }
+  } else {
+    try {
+      await access(repoOf(sysroot));
+    } catch (e) {
+      throw ioError(`sysroot ${sysroot} (no ostree/repo)`, e);
+    }
+  }
+  const deployments = await listDeployments(sysroot);
+  const booted = isBooted ? await bootedDeployment(sysroot, deployments) : undefined;
+  const staged = isBooted ? await stagedId() : undefined;
+  const key = (d: Deployment): string => `${d.checksum}.${d.deploySerial}`;
+  const stagedDeployment = staged === undefined ? undefined : deployments.find((d) => key(d) === staged);
+  const first = deployments[0];
+  const rollback = isBooted ? deployments.find((d) => d !== booted && d !== stagedDeployment) : deployments[1];
+  const describeOrNull = async (d: Deployment | undefined): Promise<HostDeploymentStatus | null> => (d ? describe(sysroot, d) : null);
+  const status = {
+    staged: await describeOrNull(stagedDeployment),
+    booted: await describeOrNull(booted),
+    rollback: await describeOrNull(rollback),
+    default: await describeOrNull(first),
+    isBooted,
+    type: deployments.length > 0 ? ('basaltHost' as const) : null,
+  };
+  const specSource = status.staged ?? status.booted ?? status.default;
+  return {
+    apiVersion: 'org.basalt/v1',
+    kind: 'BasaltHost',
+    metadata: { name: 'host' },
+    spec: { image: specSource?.image?.image ?? null, bootOrder: booted && rollback && first === rollback ? 'rollback' : 'default' },
+    status,
+  };
+}
+
+/** `bootc status` style text. */
+export function formatHostHuman(host: BasaltHost): string {
+  const lines: string[] = [];
+  const show = (mark: string, label: string, d: HostDeploymentStatus | null): void => {
+    if (!d) return;
+    const img = d.image;
+    const name = img ? (img.image.transport === 'registry' ? img.image.image : `${img.image.transport}:${img.image.image}`) : '(not from an image)';
+    lines.push(`${mark} ${label}: ${name}`);
+    if (img?.imageDigest) lines.push(`        Digest: ${img.imageDigest}`);
+    if (img?.version || img?.timestamp) lines.push(`       Version: ${img.version ?? '-'}${img.timestamp ? ` (${img.timestamp})` : ''}`);
+    lines.push(`    Deployment: ${d.ostree.stateroot} ${d.ostree.checksum}.${d.ostree.deploySerial}${d.pinned ? ' (pinned)' : ''}`);
+    lines.push('');
+  };
+  const s = host.status;
+  if (!s.isBooted) lines.push('Not booted: reading a sysroot directory.', '');
+  show('●', 'Staged image', s.staged);
+  show('●', 'Booted image', s.booted);
+  if (!s.isBooted || (s.default && s.default !== s.booted && s.default.ostree.checksum !== s.booted?.ostree.checksum)) show('●', 'Default image', s.default);
+  show('↺', 'Rollback image', s.rollback);
+  if (lines.length === 0 || (lines.length === 2 && !s.isBooted)) lines.push('No deployments.');
+  return `${lines.join('\n').trimEnd()}\n`;
+}
