@@ -1,8 +1,12 @@
 import { Command, Option } from 'commander';
+import { rm } from 'node:fs/promises';
 import { installToFilesystem } from '../deploy/install.js';
+import { installToDiskImage } from '../deploy/to-disk.js';
+import { buildDisk, type DiskType } from '../deploy/bib.js';
+import { parseByteSize } from '../media/sizes.js';
 import { formatHostHuman, readHostStatus } from '../deploy/status.js';
 import type { ImportEvent } from '../deploy/import.js';
-import { addPlatformOptions, addRegistryOptions, collect, platformOption, transportOptions } from './common.js';
+import { addPlatformOptions, addRegistryOptions, collect, platformOption, sourceDateEpoch, transportOptions } from './common.js';
 import { printFormatted, printJson } from './output.js';
 
 type Opts = Record<string, unknown>;
@@ -57,7 +61,82 @@ export function installCommand(): Command {
     process.stdout.write(`ESP files: ${result.espFiles.map((f) => f.path).join(' ')}\n`);
   });
   install.addCommand(toFs);
+  install.addCommand(toDiskCommand());
   return install;
+}
+
+function toDiskCommand(): Command {
+  const toDisk = new Command('to-disk')
+    .description('install IMAGE onto a new GPT disk image FILE (ESP with systemd-boot + ext4 root); no mounts, no loop devices')
+    .argument('<file>', 'disk image file to create (raw)')
+    .requiredOption('--source-imgref <image>', 'image to install')
+    .option('--wipe', 'replace FILE if it exists')
+    .addOption(new Option('--filesystem <fs>', 'root filesystem').choices(['ext4']).default('ext4'))
+    .option('--size <size>', 'root filesystem size (e.g. 4G; default: what the image needs plus slack)')
+    .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
+    .option('--root-ssh-authorized-keys <file>', 'SSH public keys for root')
+    .option('--stateroot <name>', 'ostree stateroot (osname)', 'default')
+    .option('--target-imgref <image>', 'the image the installed system updates from (default: --source-imgref)')
+    .addOption(new Option('--boot-counting <tries>', 'give new boot entries this many tries').argParser((v) => Number(v)))
+    .option('--json', 'print the result as JSON')
+    .option('-q, --quiet', 'print nothing but errors');
+  addPlatformOptions(toDisk);
+  addRegistryOptions(toDisk, '');
+  toDisk.action(async (file: string, o: Opts) => {
+    if (o.wipe) await rm(file, { force: true });
+    const platform = platformOption(o);
+    const epoch = sourceDateEpoch();
+    const result = await installToDiskImage(file, o.sourceImgref as string, {
+      stateroot: o.stateroot as string,
+      kargs: o.karg as string[],
+      transport: transportOptions(o, ''),
+      ...(platform ? { platform } : {}),
+      ...(o.size ? { rootSize: parseByteSize(o.size as string, '--size') } : {}),
+      ...(o.rootSshAuthorizedKeys ? { rootSshAuthorizedKeys: o.rootSshAuthorizedKeys as string } : {}),
+      ...(o.targetImgref ? { targetImgref: o.targetImgref as string } : {}),
+      ...(o.bootCounting !== undefined ? { esp: { bootCountingTries: o.bootCounting as number } } : {}),
+      ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+      ...(importProgress(Boolean(o.quiet || o.json)) ? { onProgress: importProgress(false) as (e: ImportEvent) => void } : {}),
+    });
+    if (o.json) return printJson(result);
+    if (!o.quiet) process.stdout.write(`Installed ${o.sourceImgref as string} (${result.import.manifestDigest}) onto ${result.disk} (${result.size} bytes, root PARTUUID ${result.rootPartUuid})\n`);
+  });
+  return toDisk;
+}
+
+/** `basalt disk`: bootc-image-builder's job. */
+export function diskCommand(): Command {
+  const disk = new Command('disk')
+    .description('make a bootable disk image from IMAGE (bootc-image-builder\'s job), customised by a config.toml')
+    .argument('<image>', 'image to install (any basalt image name)')
+    .addOption(new Option('--type <type>', 'disk format').choices(['raw', 'qcow2', 'vmdk']).default('qcow2'))
+    .option('--config <file>', 'bootc-image-builder config.toml: users, kernel arguments, filesystem sizes')
+    .option('--size <size>', 'root filesystem size (e.g. 10G)')
+    .requiredOption('-o, --output <dir>', 'directory for disk.raw / disk.qcow2 / disk.vmdk')
+    .option('--target-imgref <image>', 'the image the device will update from (default: IMAGE)')
+    .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
+    .option('--json', 'print the result as JSON')
+    .option('-q, --quiet', 'print nothing but errors');
+  addPlatformOptions(disk);
+  addRegistryOptions(disk, '');
+  disk.action(async (image: string, o: Opts) => {
+    const platform = platformOption(o);
+    const epoch = sourceDateEpoch();
+    const result = await buildDisk(image, o.output as string, {
+      type: o.type as DiskType,
+      kargs: o.karg as string[],
+      transport: transportOptions(o, ''),
+      ...(platform ? { platform } : {}),
+      ...(o.config ? { configFile: o.config as string } : {}),
+      ...(o.size ? { size: parseByteSize(o.size as string, '--size') } : {}),
+      ...(o.targetImgref ? { targetImgref: o.targetImgref as string } : {}),
+      ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+      ...(importProgress(Boolean(o.quiet || o.json)) ? { onProgress: importProgress(false) as (e: ImportEvent) => void } : {}),
+    });
+    if (o.json) return printJson(result);
+    if (!o.quiet) process.stdout.write(`${result.output}\n`);
+  });
+  return disk;
 }
 
 export function statusCommand(): Command {

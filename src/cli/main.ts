@@ -2,7 +2,8 @@ import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
 import { vmCommand } from './media.js';
-import { installCommand, statusCommand } from './deploy.js';
+import { baseCommand, buildCommand, containerCommand } from './build.js';
+import { diskCommand, installCommand, statusCommand } from './deploy.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -26,8 +27,12 @@ export function buildProgram(): Command {
   program.addCommand(imageCommand());
   program.addCommand(loginCommand());
   program.addCommand(logoutCommand());
+  program.addCommand(baseCommand());
+  program.addCommand(buildCommand());
+  program.addCommand(containerCommand());
   program.addCommand(installCommand());
   program.addCommand(statusCommand());
+  program.addCommand(diskCommand());
   program.addCommand(vmCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);

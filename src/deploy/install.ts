@@ -72,6 +72,9 @@ async function readKeys(file: string): Promise<string> {
  * written to).
  */
 async function copyImageVar(root: string, stateroot: string, checksum: string): Promise<void> {
+  // ostree 2022.7's --allow-noent does not cover a missing --subpath: ask first.
+  const hasVar = await runRepo(repoOf(root), ['ls', checksum, '/var'], { what: 'looking for /var in the image' }).then(() => true, () => false);
+  if (!hasVar) return;
   await runRepo(repoOf(root), ['checkout', '--union', '--force-copy', '--allow-noent', '--subpath=/var', checksum, stateVarDir(root, stateroot)], { what: `copying the image's /var into ${stateVarDir(root, stateroot)}` });
 }
 

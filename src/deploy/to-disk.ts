@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { BasaltError } from '../oci/errors.js';
+import { makeTempDir } from '../oci/fsutil.js';
+import { createDiskImage, diskIdentifiers } from '../media/disk-image.js';
+import { installToFilesystem, type InstallOptions, type InstallResult } from './install.js';
+import { deployDir, stateVarDir } from './sysroot.js';
+import { createUsers, type InstallUser } from './users.js';
+
+/** Where systemd-boot's EFI binary comes from: the image itself first, then this machine. */
+const SYSTEMD_BOOT = 'usr/lib/systemd/boot/efi/systemd-bootx64.efi';
+
+export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'rootMountSpec'> {
+  /** Users to create (bootc-image-builder's config.toml). */
+  users?: readonly InstallUser[];
+  /** Root filesystem size in bytes (default: the tree plus slack). */
+  rootSize?: number;
+  /** Seed for partition and filesystem UUIDs (default: random per disk). */
+  seed?: string;
+  sourceDateEpoch?: number;
+  /** Where to stage the trees (default: beside the output). */
+  workDir?: string;
+}
+
+export interface InstallToDiskResult extends InstallResult {
+  disk: string;
+  size: number;
+  rootPartUuid: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/**
+ * bootc install to-disk, for a disk image file: the image is installed into a staging
+ * directory that becomes the ext4 root (`mkfs.ext4 -d`), systemd-boot and the entries go
+ * into a staging ESP (FAT via mtools), and both are placed into a GPT disk image. No mounts,
+ * no loop devices, no privileged containers. The file appears whole or not at all.
+ */
+export async function installToDiskImage(diskPath: string, imageName: string, options: InstallToDiskOptions = {}): Promise<InstallToDiskResult> {
+  if (await exists(diskPath)) throw new BasaltError('usage', `${diskPath} already exists`, { hint: 'remove it first (or pass --wipe)' });
+  const seed = options.seed ?? `${diskPath}:${Date.now()}:${Math.random()}`;
+  const ids = diskIdentifiers(seed);
+  const work = await makeTempDir('to-disk', options.workDir ?? dirname(diskPath));
+  const root = join(work, 'root');
+  const esp = join(work, 'esp');
+  try {
+    await mkdir(root);
+    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, ...install } = options;
+    const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}` });
+    const { checksum, deploySerial } = result.deployment;
+    const deployment = deployDir(root, result.stateroot, checksum, deploySerial);
+    if (users?.length) await createUsers(deployment, stateVarDir(root, result.stateroot), users);
+    const fromImage = join(deployment, SYSTEMD_BOOT);
+    const bootloader = (await exists(fromImage)) ? fromImage : `/${SYSTEMD_BOOT}`;
+    if (!(await exists(bootloader)))
+      throw new BasaltError('tool', `no systemd-boot EFI binary: the image has no /${SYSTEMD_BOOT} and neither has this machine`, { hint: 'add systemd-boot-efi to the image (basalt base build does) or install it here' });
+    for (const dest of ['EFI/BOOT/BOOTX64.EFI', 'EFI/systemd/systemd-bootx64.efi']) {
+      await mkdir(dirname(join(esp, dest)), { recursive: true });
+      await copyFile(bootloader, join(esp, dest));
+    }
+    const disk = await createDiskImage({
+      path: diskPath,
+      espDir: esp,
+      rootDir: root,
+      rootLabel: 'root',
+      rootFsType: 'ext4',
+      seed,
+      workDir: work,
+      ...(rootSize !== undefined ? { rootSize } : {}),
+      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+    });
+    return { ...result, disk: disk.path, size: disk.size, rootPartUuid: ids.rootPartUuid.toLowerCase() };
+  } finally {
+    await removeStaging(work, root);
+  }
+}
+
+/** ostree marks deployment directories immutable; lift that before removing the staging tree. */
+async function removeStaging(work: string, root: string): Promise<void> {
+  await new Promise<void>((resolve) => execFile('chattr', ['-R', '-f', '-i', root], () => resolve()));
+  await rm(work, { recursive: true, force: true });
+}
