@@ -59,6 +59,11 @@ power off; interrupting basalt stops QEMU. The guest's network is QEMU user netw
     const handle = await startVm(options);
     if (handle.serialLog) process.stderr.write(`basalt: QEMU pid ${handle.pid} (${handle.accel}); serial console log: ${handle.serialLog}\n`);
     for (const f of forwards) process.stderr.write(`basalt: port ${f.hostAddress ?? '127.0.0.1'}:${f.host} → guest ${f.guest}\n`);
+    // A TERM (from a script or a service manager) powers the guest down and ends QEMU by its
+    // PID; Ctrl-C reaches QEMU itself through the terminal's process group.
+    process.once('SIGTERM', () => {
+      void handle.shutdown(20_000).finally(() => process.exit(143));
+    });
     const code = await handle.exited;
     if (code !== 0) throw new BasaltError('tool', `QEMU exited with ${code === null ? 'a signal' : `code ${code}`}`, { hint: handle.serialLog ? `see ${handle.serialLog}` : undefined });
   });
