@@ -28,7 +28,9 @@ test('a disk from createDiskImage boots a Debian kernel through OVMF and systemd
     await copyFile(kernel, join(esp, 'vmlinuz'));
     await writeFile(join(esp, 'initrd.img'), await markerInitramfs(Markers.initramfsReached));
     await writeFile(join(esp, 'loader/loader.conf'), 'timeout 0\n');
-    await writeFile(join(esp, 'loader/entries/basalt-test.conf'), `title basalt boot test\nlinux /vmlinuz\ninitrd /initrd.img\noptions console=ttyS0 root=PARTUUID=${ids.rootPartUuid} panic=-1\n`);
+    // loglevel=1: kernel messages printed while the initramfs echoes /proc/cmdline would split
+    // the line the test reads (seen under load).
+    await writeFile(join(esp, 'loader/entries/basalt-test.conf'), `title basalt boot test\nlinux /vmlinuz\ninitrd /initrd.img\noptions console=ttyS0 root=PARTUUID=${ids.rootPartUuid} panic=-1 loglevel=1\n`);
     const root = join(work, 'root');
     await mkdir(join(root, 'etc'), { recursive: true });
     await writeFile(join(root, 'etc/os-release'), 'ID=basalt-test\n');
