@@ -57,7 +57,7 @@ by_hand_disk() {
   # 2. bootable-container layout for ostree: /etc -> /usr/etc
   mv "$rootfs/etc" "$rootfs/usr/etc"
   # 3. ostree: sysroot, stateroot, commit, deploy
-  local rootuuid kver
+  local rootuuid
   rootuuid=$(cat /proc/sys/kernel/random/uuid)
   ostree admin init-fs "$sysroot"
   ostree admin os-init --sysroot="$sysroot" default
@@ -137,7 +137,8 @@ run_one() {
   case $tool in
     basalt) "$TIME" -f '%e %M' -o "$tlog" "$BASALT" disk "$IMAGE" --type raw -q -o "$dir" || rc=$? ;;
     hand)   mkdir -p "$dir"
-            "$TIME" -f '%e %M' -o "$tlog" bash -c "set -euo pipefail; $(declare -f by_hand_disk); by_hand_disk \"\$1\" \"\$2\"" _ "$IMAGE" "$dir" || rc=$? ;;
+            "$TIME" -f '%e %M' -o "$tlog" bash -c "set -euo pipefail; $(declare -f by_hand_disk); by_hand_disk \"\$1\" \"\$2\"" _ "$IMAGE" "$dir" \
+              > "$WORK/hand.log" 2>&1 || { rc=$?; tail -n 20 "$WORK/hand.log" >&2; } ;;
   esac
   local secs rss
   read -r secs rss < <(tail -n1 "$tlog")

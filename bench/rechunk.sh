@@ -56,7 +56,7 @@ build localhost/appliance/lamp:v2-r$CHUNKS Containerfile.v2 "$BASE_R"
 if [ "$NOCACHE" = 1 ]; then
   for v in "" "-r$CHUNKS"; do
     base=$([ -z "$v" ] && echo "$BASE" || echo "$BASE_R")
-    run podman build -q --no-cache -f "$APPDIR/Containerfile.v2" -t "localhost/appliance/lamp:v2$v-nocache" --build-arg "BASE=$base" "$APPDIR" >/dev/null
+    run podman build -q --no-cache -f "$APPDIR/Containerfile.v2" -t "localhost/appliance/lamp:v2$v-nocache" --build-arg "BASE=$base" "$APPDIR"
     run "$B" image copy -q "containers-storage:localhost/appliance/lamp:v2$v-nocache" "localhost/appliance/lamp:v2$v-nocache"
   done
 fi
