@@ -53,14 +53,16 @@ async function findContainerfile(context: string, file: string | undefined): Pro
   throw new BasaltError('not-found', file ? `Containerfile ${file} does not exist` : `no Containerfile or Dockerfile in ${context}`, { hint: 'give one with -f FILE' });
 }
 
-/** Copies FROM images that podman lacks but basalt's store has into podman's storage. */
+/**
+ * Hands FROM images in basalt's store to podman: copied when podman lacks them or holds a
+ * different image under the name (basalt's store is what `basalt base build` updates, so it
+ * wins). Names only podman or a registry knows are left to podman.
+ */
 async function provideBaseImages(containerfile: string, buildArgs: Readonly<Record<string, string>>, store: TransportOptions): Promise<string[]> {
   const provided: string[] = [];
   for (const image of baseImagesOf(await readFile(containerfile, 'utf8'), buildArgs)) {
     if (image.includes('://') || image.includes('@')) continue;
     const podmanName = normalisePodmanName(image);
-    const present = await runTool('podman', ['image', 'exists', podmanName], { what: 'podman image exists' }).then(() => true, () => false);
-    if (present) continue;
     let source;
     try {
       source = await openSource(`store:${image}`, store);
@@ -69,6 +71,9 @@ async function provideBaseImages(containerfile: string, buildArgs: Readonly<Reco
       throw e;
     }
     try {
+      const wanted = (await readImage(source)).raw?.configDescriptor.digest.replace(/^sha256:/, '');
+      const podmanId = await runTool('podman', ['image', 'inspect', '--format', '{{.Id}}', podmanName], { what: 'podman image inspect' }).then((r) => r.stdout.trim(), () => undefined);
+      if (podmanId !== undefined && podmanId === wanted) continue;
       await copyImage(source, await openDestination(`containers-storage:${podmanName}`));
       provided.push(podmanName);
     } finally {

@@ -6,7 +6,7 @@ import { buildContainerfile } from '../../src/build/containerfile.js';
 import { baseImagesOf } from '../../src/build/containerfile-from.js';
 import { listStoreImages } from '../../src/oci/transports/store.js';
 import { isBasaltError } from '../../src/oci/errors.js';
-import { ensureTestImages, TEST_IMAGE } from '../harness/images.js';
+import { ensureTestImages, TEST_IMAGE, TEST_IMAGE_LAYERED } from '../harness/images.js';
 import { requireTool, run, tempDir } from '../harness/tools.js';
 
 test('baseImagesOf: ARG defaults, --build-arg, stages and scratch', () => {
@@ -60,6 +60,30 @@ test('basalt build: podman builds, the result is stored; lint refuses a non-boot
     await assert.rejects(buildContainerfile({ context: ctx, file: join(ctx, 'Missing'), tag, store: { storeRoot: store } }), (e: unknown) => isBasaltError(e, 'not-found') && e.message.includes('Missing'));
   } finally {
     run('podman', ['rmi', '-f', tag]);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('basalt build uses the store\'s FROM image when podman holds an older one under the same name', async () => {
+  requireTool('podman');
+  await ensureTestImages();
+  const dir = await tempDir('containerfile-stale');
+  const store = join(dir, 'store');
+  const base = `localhost/basalt-test/stale-base:${process.pid}`;
+  const tag = `localhost/basalt-test/stale-child:${process.pid}`;
+  try {
+    // basalt's store: the image with /etc/hello.txt; podman: a different one (it was deleted there).
+    const { copyImage } = await import('../../src/oci/copy.js');
+    const { openSource, openDestination } = await import('../../src/oci/transports/index.js');
+    await copyImage(await openSource(`containers-storage:${TEST_IMAGE}`), await openDestination(`store:${base}`, { storeRoot: store }));
+    run('podman', ['tag', TEST_IMAGE_LAYERED, base]);
+    const ctx = join(dir, 'ctx');
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'Containerfile'), [`FROM ${base}`, 'RUN cat /etc/hello.txt > /etc/copied.txt', ''].join('\n'));
+    await buildContainerfile({ context: ctx, tag, lint: false, store: { storeRoot: store } });
+    assert.match(run('podman', ['run', '--rm', tag, 'cat', '/etc/copied.txt']), /hello from basalt test image/);
+  } finally {
+    run('podman', ['rmi', '-f', tag, base]);
     await rm(dir, { recursive: true, force: true });
   }
 });
