@@ -3,11 +3,10 @@
  * filesystem placed at its partition's offset sparsely. The disk appears whole or not at
  * all (temp file beside the output, fsync, rename).
  */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { ioError } from '../oci/errors.js';
-import { fsyncDir, makeTempDir, tempPathFor } from '../oci/fsutil.js';
+import { makeTempDir, writeWithHandleAtomic } from '../oci/fsutil.js';
 import { minimumDiskSize, planGpt, writeGpt, type PartitionSpec } from './gpt.js';
 import { placeImage } from './sparse-copy.js';
 import { createFatImage, estimateEspSize } from './fat.js';
@@ -42,27 +41,14 @@ export interface AssembledDisk {
 export async function assembleDisk(output: string, contents: readonly DiskPartitionContent[], seed: string, diskSize?: number): Promise<AssembledDisk> {
   const fixedSizes = contents.map((c) => (c.spec.size === 'rest' ? 1024 * 1024 : c.spec.size));
   const layout = planGpt({ diskSize: diskSize ?? minimumDiskSize(fixedSizes), partitions: contents.map((c) => c.spec), seed });
-  const tmp = tempPathFor(output);
-  try {
-    await mkdir(dirname(output), { recursive: true });
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.truncate(layout.diskSize); // sparse: unwritten ranges read as zeros
-      await writeGpt(fh, layout);
-      for (const [i, c] of contents.entries()) {
-        const p = layout.partitions[i];
-        if (c.image && p) await placeImage(c.image, fh, p.offset, p.size);
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
+  await writeWithHandleAtomic(output, `disk image ${output}`, async (fh) => {
+    await fh.truncate(layout.diskSize); // sparse: unwritten ranges read as zeros
+    await writeGpt(fh, layout);
+    for (const [i, c] of contents.entries()) {
+      const p = layout.partitions[i];
+      if (c.image && p) await placeImage(c.image, fh, p.offset, p.size);
     }
-    await rename(tmp, output);
-    await fsyncDir(dirname(output));
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw ioError(`writing disk image ${output}`, e);
-  }
+  });
   return {
     path: output,
     size: layout.diskSize,

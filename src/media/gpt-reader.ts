@@ -6,19 +6,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { crc32 } from './crc32.js';
 import { guidFromBytes } from './guid.js';
-import { ENTRY_SIZE, SECTOR } from './gpt.js';
+import { ENTRY_SIZE, SECTOR, type PlannedPartition } from './gpt.js';
 
-export interface GptPartition {
-  number: number;
-  name: string;
-  typeGuid: string;
-  uniqueGuid: string;
-  attributes: bigint;
-  firstLba: number;
-  lastLba: number;
-  offset: number;
-  size: number;
-}
+/** A partition as read back: the same shape gpt.ts plans. */
+export type GptPartition = PlannedPartition;
 
 export interface GptTable {
   diskGuid: string;

@@ -1,4 +1,4 @@
-import { open, rename, rm, mkdir, mkdtemp } from 'node:fs/promises';
+import { open, rename, rm, mkdir, mkdtemp, type FileHandle } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -31,22 +31,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Writes `data` to `path` whole or not at all: temp file, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): Promise<void> {
-  const tmp = tempPathFor(path);
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    const fh = await open(tmp, 'w', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    await fsyncDir(dirname(path));
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw ioError(`writing ${path}`, e);
-  }
+  await writeWithHandleAtomic(path, path, (fh) => fh.writeFile(data), mode);
 }
 
 /**
@@ -73,4 +58,28 @@ export async function makeTempDir(prefix: string, parent?: string): Promise<stri
   const base = parent ?? process.env.TMPDIR ?? '/tmp';
   await mkdir(base, { recursive: true });
   return mkdtemp(join(base, `basalt-${prefix}-`));
+}
+
+/**
+ * Writes `path` whole or not at all through a file handle (for writers that seek: disk
+ * images): `write` fills a temp file beside it, then fsync, rename, fsync of the directory.
+ * `what` names the output in errors.
+ */
+export async function writeWithHandleAtomic(path: string, what: string, write: (fh: FileHandle) => Promise<void>, mode = 0o644): Promise<void> {
+  const tmp = tempPathFor(path);
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await write(fh);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw ioError(`writing ${what}`, e);
+  }
 }
