@@ -108,7 +108,7 @@ cleanup() { chattr -R -f -i "$WORK" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 "$BASALT" image inspect --raw "$IMAGE" > "$WORK/manifest.json" 2>/dev/null \
-  || die "$IMAGE is not in basalt's store: bin/basalt base build; bin/basalt build -f /work/shared/examples/appliance/Containerfile -t $IMAGE --build-arg BASE=localhost/basalt/debian:bookworm /work/shared/examples/appliance"
+  || die "$IMAGE is not in basalt's store: bin/basalt base build; bin/basalt build -f ../shared/examples/appliance/Containerfile -t $IMAGE --build-arg BASE=localhost/basalt/debian:bookworm ../shared/examples/appliance"
 CONFIG=$(jq -r .config.digest "$WORK/manifest.json")
 PODMAN_ID="sha256:$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 if [ "$PODMAN_ID" != "$CONFIG" ]; then

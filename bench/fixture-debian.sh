@@ -16,7 +16,7 @@ BASE="${IMAGE%:*}:base"
 
 [ "$(id -u)" = 0 ] || { echo "fixture-debian: run as root (podman storage, apt)" >&2; exit 2; }
 
-# podman on this machine kind needs runc + cgroupfs (see /work/shared/ENVIRONMENT.md,
+# podman on this machine kind needs runc + cgroupfs (see ../shared/ENVIRONMENT.md,
 # scripts/setup). Only written when absent, never overwritten.
 if [ ! -e /etc/containers/containers.conf ]; then
   mkdir -p /etc/containers

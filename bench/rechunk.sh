@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Update-size benchmark: how many layer bytes change between v1 and v2 of the example
-# appliance (/work/shared/examples/appliance/Containerfile{,.v2}: v2 adds cockpit), for
+# appliance (../shared/examples/appliance/Containerfile{,.v2}: v2 adds cockpit), for
 #
 #   (a) the normal images: built FROM the one-layer base (basalt base build), layers as
 #       podman built them;
@@ -15,7 +15,7 @@
 #   BASE       base image (default localhost/basalt/debian:bookworm; built if missing)
 #   CHUNKS     N for --rechunk (default 8)
 #   BASE_R     rechunked base (default localhost/basalt/debian:bookworm-r$CHUNKS; built if missing)
-#   APPDIR     the appliance example (default /work/shared/examples/appliance)
+#   APPDIR     the appliance example (default ../shared/examples/appliance)
 #   NOCACHE=1  also build v2 with `podman build --no-cache` (a build machine without the
 #              v1 build's layer cache, e.g. a fresh CI runner), copied into basalt's store
 #   RESULTS    also write the markdown table there
@@ -26,7 +26,7 @@ B="$ROOT/bin/basalt"
 BASE="${BASE:-localhost/basalt/debian:bookworm}"
 CHUNKS="${CHUNKS:-8}"
 BASE_R="${BASE_R:-localhost/basalt/debian:bookworm-r$CHUNKS}"
-APPDIR="${APPDIR:-/work/shared/examples/appliance}"
+APPDIR="${APPDIR:-$ROOT/../shared/examples/appliance}"
 NOCACHE="${NOCACHE:-0}"
 
 die() { echo "rechunk: $*" >&2; exit 2; }

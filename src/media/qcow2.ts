@@ -9,8 +9,8 @@
  * of them, is written last. Every cluster is referenced exactly once, so every refcount
  * is 1 and every L1/L2 entry carries the COPIED flag.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { ioError } from '../oci/errors.js';
+import type { FileHandle } from 'node:fs/promises';
+import { openForReading } from '../oci/fsutil.js';
 import { isAllZero, writeFully } from './sparse-copy.js';
 
 const CLUSTER_BITS = 16;
@@ -72,12 +72,7 @@ export interface Qcow2Stats {
 
 /** Converts the raw image at `rawPath` into `out`, an open, empty file. */
 export async function writeQcow2(rawPath: string, out: FileHandle): Promise<Qcow2Stats> {
-  let raw: FileHandle;
-  try {
-    raw = await open(rawPath, 'r');
-  } catch (e) {
-    throw ioError(`reading ${rawPath}`, e);
-  }
+  const raw = await openForReading(rawPath);
   try {
     const virtualSize = (await raw.stat()).size;
     const guestClusters = clustersFor(virtualSize);

@@ -5,10 +5,10 @@
  * then a footer (a copy of the header that knows where the directory is) and an
  * end-of-stream marker. All-zero grains are simply not written.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { ioError } from '../oci/errors.js';
+import { openForReading } from '../oci/fsutil.js';
 import { crc32 } from './crc32.js';
 import { isAllZero, writeFully } from './sparse-copy.js';
 
@@ -93,12 +93,7 @@ export interface VmdkStats {
 
 /** Converts `rawPath` into `out` (an open, empty file); `outputName` goes in the descriptor. */
 export async function writeStreamOptimizedVmdk(rawPath: string, out: FileHandle, outputName: string): Promise<VmdkStats> {
-  let raw: FileHandle;
-  try {
-    raw = await open(rawPath, 'r');
-  } catch (e) {
-    throw ioError(`reading ${rawPath}`, e);
-  }
+  const raw = await openForReading(rawPath);
   try {
     const rawSize = (await raw.stat()).size;
     const capacity = Math.ceil(rawSize / SECTOR);

@@ -83,3 +83,12 @@ export async function writeWithHandleAtomic(path: string, what: string, write: (
     throw ioError(`writing ${what}`, e);
   }
 }
+
+/** Opens a file for reading; a failure names the file (not-found, permission, ...). */
+export async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    throw ioError(`reading ${path}`, e);
+  }
+}
