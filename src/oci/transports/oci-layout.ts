@@ -543,18 +543,10 @@ export class OciLayoutDestination implements ImageDestination {
         progress?.(existing);
         return describe(info.digest, existing);
       }
-      const verifier = new VerifyingStream(info.digest, info.size, what);
-      let count = 0;
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          count += chunk.length;
-          progress?.(chunk.length);
-          cb(null, chunk);
-        },
-      });
-      await writeStreamAtomic(path, chainStreams(data, verifier, counter));
+      const verifier = new VerifyingStream(info.digest, info.size, what, progress);
+      await writeStreamAtomic(path, chainStreams(data, verifier));
       this.wrote.add(path);
-      return describe(info.digest, count);
+      return describe(info.digest, verifier.bytes);
     }
     // Unknown digest (a re-compressed layer): hash while spooling into the layout, then rename.
     const tmp = tempPathFor(join(this.dir, 'blobs', 'sha256', 'upload'));
