@@ -35,6 +35,15 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=ssh.service
 `;
 
+/**
+ * Kernel arguments every basalt base carries, as bootc images do, through kargs.d: the console
+ * on both the screen and the first serial port (appliances and VMs are often headless; the
+ * last console= is /dev/console, so boot messages reach the serial line).
+ */
+const CONSOLE_KARGS = `# Written by basalt base build.
+kargs = ["console=tty0", "console=ttyS0,115200n8"]
+`;
+
 const BASALT_WRAPPER = `#!/usr/bin/node
 // basalt on the image's own Node.js (Debian's nodejs package).
 import('/usr/lib/basalt/basalt.mjs');
@@ -47,6 +56,8 @@ export async function configureRoot(root: string, basalt: BasaltFiles): Promise<
     await mkdir(join(root, 'etc/systemd/network'), { recursive: true });
     await writeFile(join(root, 'etc/systemd/network/80-basalt-dhcp.network'), DHCP_NETWORK);
     await writeFile(join(root, 'usr/lib/systemd/system/basalt-ssh-hostkeys.service'), SSH_HOSTKEYS_UNIT);
+    await mkdir(join(root, 'usr/lib/bootc/kargs.d'), { recursive: true });
+    await writeFile(join(root, 'usr/lib/bootc/kargs.d/10-basalt-console.toml'), CONSOLE_KARGS);
   } catch (e) {
     throw ioError(`configuring ${root}`, e);
   }

@@ -33,6 +33,7 @@ export function installCommand(): Command {
     .option('--stateroot <name>', 'ostree stateroot (osname)', 'default')
     .option('--target-imgref <image>', 'the image the installed system updates from (default: --source-imgref)')
     .option('--esp-dir <dir>', 'also write the ESP files (systemd-boot entries, kernels) into this directory')
+    .option('--esp-mount-spec <spec>', 'how the installed system finds its ESP (PARTUUID=…, UUID=…): an /etc/fstab line mounts it at /boot/efi')
     .addOption(new Option('--boot-counting <tries>', 'give new boot entries this many tries (systemd-boot boot counting)').argParser((v) => Number(v)))
     .option('--json', 'print the result as JSON')
     .option('-q, --quiet', 'print nothing but errors');
@@ -49,6 +50,7 @@ export function installCommand(): Command {
       ...(o.rootSshAuthorizedKeys ? { rootSshAuthorizedKeys: o.rootSshAuthorizedKeys as string } : {}),
       ...(o.targetImgref ? { targetImgref: o.targetImgref as string } : {}),
       ...(o.espDir ? { espDir: o.espDir as string } : {}),
+      ...(o.espMountSpec ? { espMountSpec: o.espMountSpec as string } : {}),
       ...(o.bootCounting !== undefined ? { esp: { bootCountingTries: o.bootCounting as number } } : {}),
       ...(importProgress(Boolean(o.quiet || o.json)) ? { onProgress: importProgress(false) as (e: ImportEvent) => void } : {}),
     });

@@ -16,7 +16,15 @@ export interface InstallOptions extends Omit<DeployImageOptions, 'stateroot'> {
   /** Also write the ESP files into this directory (a staging tree for the FAT image). */
   espDir?: string;
   esp?: MirrorOptions;
+  /**
+   * How the booted system finds its ESP (`PARTUUID=…`, `UUID=…`): an /etc/fstab line mounts it
+   * at /boot/efi, where bootctl, systemd-bless-boot and basalt's entry mirror look for it.
+   */
+  espMountSpec?: string;
 }
+
+/** Where the booted system mounts the ESP; ostree bind-mounts the sysroot's /boot on /boot. */
+export const ESP_MOUNT_POINT = '/boot/efi';
 
 export interface InstallResult extends DeployImageResult {
   stateroot: string;
@@ -35,6 +43,7 @@ export interface InstallResult extends DeployImageResult {
  */
 export async function installToFilesystem(root: string, imageName: string, options: InstallOptions = {}): Promise<InstallResult> {
   const stateroot = options.stateroot ?? 'default';
+  if (options.espMountSpec !== undefined) checkMountSpec(options.espMountSpec);
   await initSysroot(root, stateroot);
   const existing = await readdir(join(root, 'ostree', 'deploy', stateroot, 'deploy')).catch(() => []);
   if (existing.some((n) => /^[0-9a-f]{64}\.\d+$/.test(n)))
@@ -44,6 +53,7 @@ export async function installToFilesystem(root: string, imageName: string, optio
   const { checksum, deploySerial } = deployed.deployment;
   await copyImageVar(root, stateroot, checksum);
   if (keys !== undefined) await installRootKeys(deployDir(root, stateroot, checksum, deploySerial), keys);
+  if (options.espMountSpec !== undefined) await addEspMount(root, deployDir(root, stateroot, checksum, deploySerial), options.espMountSpec);
   const files = await espFiles(root, options.esp);
   const result: InstallResult = { ...deployed, stateroot, espFiles: files };
   if (options.espDir) {
@@ -93,4 +103,23 @@ async function installRootKeys(deployment: string, keys: string): Promise<void> 
   const path = join(deployment, 'etc', 'tmpfiles.d', 'basalt-root-ssh.conf');
   await writeFileAtomic(path, snippet, 0o644);
   await chmod(path, 0o644);
+}
+
+/**
+ * The ESP's fstab line goes into the deployment's /etc (a local change that ostree's /etc merge
+ * carries into every later deployment); the mount point is made in the sysroot's /boot. nofail:
+ * a missing ESP must not stop the boot that would let the owner repair it.
+ */
+function checkMountSpec(spec: string): void {
+  if (!/^(PARTUUID|UUID|LABEL|PARTLABEL)=\S+$/.test(spec) && !/^\/dev\/\S+$/.test(spec))
+    throw new BasaltError('usage', `ESP mount spec "${spec}" is not PARTUUID=…, UUID=…, LABEL=…, PARTLABEL=… or a /dev path`);
+}
+
+async function addEspMount(root: string, deployment: string, spec: string): Promise<void> {
+  await mkdir(join(root, 'boot', 'efi'), { recursive: true });
+  const fstab = join(deployment, 'etc', 'fstab');
+  const current = await readFile(fstab, 'utf8').catch(() => '');
+  const kept = current.split('\n').filter((l) => l !== '' && !/^\S+\s+\/boot\/efi\s/.test(l));
+  kept.push(`${spec} ${ESP_MOUNT_POINT} vfat umask=0077,shortname=winnt,nofail 0 2`);
+  await writeFileAtomic(fstab, `${kept.join('\n')}\n`, 0o644);
 }

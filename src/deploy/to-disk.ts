@@ -11,7 +11,7 @@ import { createUsers, type InstallUser } from './users.js';
 /** Where systemd-boot's EFI binary comes from: the image itself first, then this machine. */
 const SYSTEMD_BOOT = 'usr/lib/systemd/boot/efi/systemd-bootx64.efi';
 
-export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'rootMountSpec'> {
+export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'rootMountSpec' | 'espMountSpec'> {
   /** Users to create (bootc-image-builder's config.toml). */
   users?: readonly InstallUser[];
   /** Root filesystem size in bytes (default: the tree plus slack). */
@@ -49,7 +49,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
   try {
     await mkdir(root);
     const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, ...install } = options;
-    const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}` });
+    const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}`, espMountSpec: `PARTUUID=${ids.espPartUuid.toLowerCase()}` });
     const { checksum, deploySerial } = result.deployment;
     const deployment = deployDir(root, result.stateroot, checksum, deploySerial);
     if (users?.length) await createUsers(deployment, stateVarDir(root, result.stateroot), users);

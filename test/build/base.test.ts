@@ -47,7 +47,7 @@ test('basalt base build: bootable, lint-clean, initramfs with ostree-prepare-roo
       assert.equal(tree.entries.get('etc/machine-id')?.size, 0);
       assert.equal(tree.entries.get('ostree')?.linkname, 'sysroot/ostree');
       assert.equal(tree.entries.get('home')?.linkname, 'var/home');
-      for (const f of ['usr/lib/basalt/basalt.mjs', 'usr/lib/basalt/node_modules/zstd-napi/build/Release/binding.node', 'usr/bin/basalt', 'etc/systemd/network/80-basalt-dhcp.network', 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service'])
+      for (const f of ['usr/lib/basalt/basalt.mjs', 'usr/lib/basalt/node_modules/zstd-napi/build/Release/binding.node', 'usr/bin/basalt', 'etc/systemd/network/80-basalt-dhcp.network', 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service', 'usr/lib/bootc/kargs.d/10-basalt-console.toml'])
         assert.ok(tree.entries.has(f), f);
       assert.equal(tree.entries.has('var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease'), false, 'apt lists cleaned');
 

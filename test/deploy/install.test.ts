@@ -49,6 +49,7 @@ const installed = await installToFilesystem(root, v1.name, {
   rootSshAuthorizedKeys: keys,
   targetImgref: 'docker://registry.example/app:latest',
   espDir: esp,
+  espMountSpec: 'PARTUUID=0000-esp',
 });
 const installMs = Date.now() - t0;
 
@@ -101,6 +102,15 @@ test('origin, /var seeding and root SSH keys', async () => {
   const snippet = await readFile(join(dep, 'etc/tmpfiles.d/basalt-root-ssh.conf'), 'utf8');
   assert.match(snippet, /^f~ \/root\/.ssh\/authorized_keys 0600 root root - /m);
   assert.equal(await readFile(join(dep, 'etc/hostname'), 'utf8'), 'basalt-test\n');
+});
+
+test('the ESP gets an fstab line in the deployment and a mount point in the sysroot /boot', async () => {
+  const { checksum, deploySerial } = installed.deployment;
+  const fstab = await readFile(join(root, 'ostree/deploy/default/deploy', `${checksum}.${deploySerial}`, 'etc/fstab'), 'utf8');
+  assert.match(fstab, /^PARTUUID=0000-esp \/boot\/efi vfat umask=0077,shortname=winnt,nofail 0 2$/m);
+  assert.equal(fstab.match(/\/boot\/efi/g)?.length, 1);
+  assert.deepEqual(await readdir(join(root, 'boot/efi')), []);
+  await assert.rejects(installToFilesystem(join(work, 'bad-spec'), v1.name, { espMountSpec: 'sda1' }), /not PARTUUID=/);
 });
 
 test('status of a sysroot with one deployment', async () => {

@@ -7,6 +7,32 @@ import { baseImage } from '../harness/base-image.js';
 import { startRegistry } from '../harness/registry.js';
 import { freePort, sshKeyPair, sshRun, timeBudget, waitForSsh, withVm } from '../harness/vm.js';
 import { SHARED, tempDir } from '../harness/tools.js';
+import { guestListingCommand, listingDifferences, parseGuestListing, podmanExportListing, type TreeListing } from '../harness/tree-listing.js';
+
+/**
+ * `podman export` of the image as the deployment should hold it: /etc moves to /usr/etc
+ * (ostree's layout; the live /etc is made from it), /var is left out (the shared /var, seeded
+ * from the image once at install), device nodes and FIFOs are dropped (ostree stores neither).
+ */
+function asDeployed(exported: TreeListing): TreeListing {
+  const out: TreeListing = new Map();
+  for (const [path, line] of exported) {
+    if (path === 'var' || path.startsWith('var/') || /^[cbp] /.test(line)) continue;
+    out.set(path === 'etc' || path.startsWith('etc/') ? `usr/${path}` : path, line);
+  }
+  return out;
+}
+
+/** The deployment as listed in the guest, without what ostree adds around the image's tree. */
+function imagePartOf(deployed: TreeListing): TreeListing {
+  const out: TreeListing = new Map();
+  for (const [path, line] of deployed) {
+    const top = path.split('/')[0];
+    if (top === 'etc' || top === 'var' || top === 'sysroot' || top === 'ostree') continue;
+    out.set(path, line);
+  }
+  return out;
+}
 
 /**
  * Issue 3's acceptance run: the example appliance's Containerfile on basalt's base, pushed to
@@ -46,10 +72,28 @@ test('example appliance: build → push → disk --type qcow2 --config → boots
       assert.match(page, /Welcome to My Appliance/);
       assert.match(page, /php ok/);
       assert.match(run('id'), /\(sudo\)/);
-      assert.match(run('cat /proc/cmdline'), /console=ttyS0/);
+      const cmdline = run('cat /proc/cmdline');
+      assert.match(cmdline, /console=ttyS0/);
+      // The base image's /usr/lib/bootc/kargs.d/10-basalt-console.toml, inherited by the appliance.
+      assert.match(cmdline, /console=tty0 console=ttyS0,115200n8/);
+      const sudo = (cmd: string): string => run(`echo ${Buffer.from(cmd).toString('base64')} | base64 -d > /tmp/cmd.sh && echo bob | sudo -S -p "" sh /tmp/cmd.sh`);
+      // The ESP is mounted (fstab line written at install) and bootctl names basalt's entry.
+      assert.match(sudo('findmnt -n -o FSTYPE /boot/efi'), /vfat/);
+      const entries = sudo('bootctl list 2>/dev/null');
+      assert.match(entries, /id: basalt-default-[0-9a-f]{12}\.0\.conf/);
+      assert.match(entries, /title: .*\(selected\)/);
+      assert.match(sudo('touch /etc/appliance-test && touch /var/tmp/appliance-test && echo writable'), /writable/);
       assert.match(run('touch /usr/x 2>&1 || echo refused'), /refused|Read-only/);
       const status = JSON.parse(run('echo bob | sudo -S -p "" basalt status --format json')) as { status: { booted: { image: { imageDigest: string } } } };
       assert.equal(status.status.booted.image.imageDigest, digest);
+      // The deployed tree equals `podman export` of the image podman built (type, mode, owner,
+      // size, sha256, link target), apart from the documented /etc move, /var and device nodes.
+      const listTime = timeBudget('appliance: list and hash the deployed tree in the guest');
+      const deployed = imagePartOf(parseGuestListing(sudo(guestListingCommand('$(ls -d /sysroot/ostree/deploy/default/deploy/*.0)'))));
+      listTime();
+      const expected = asDeployed(await podmanExportListing('localhost/appliance/lamp:v1'));
+      assert.ok(expected.size > 10_000, `podman export listed only ${expected.size} paths`);
+      assert.deepEqual(listingDifferences(expected, deployed), []);
     });
   } finally {
     await registry.stop();

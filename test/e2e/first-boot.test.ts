@@ -35,9 +35,9 @@ test('base image → basalt disk --type qcow2 --config → boots; ssh, kargs, re
     assert.match(cmdline, /ostree=\/ostree\/boot\.\d\//);
     assert.match(ssh('touch /usr/should-fail 2>&1 || echo refused'), /refused|Read-only/);
     assert.match(ssh('echo bob | sudo -S -p "" sh -c "touch /etc/basalt-test && touch /var/basalt-test && echo writable"'), /writable/);
-    // The ESP is not mounted in the booted system (yet), so bootctl lists no entries; the
-    // entry systemd-boot started is in its LoaderEntrySelected EFI variable.
+    // The ESP is mounted at /boot/efi (the fstab line install writes), so bootctl sees the entries.
     assert.match(ssh('echo bob | sudo -S -p "" bootctl status 2>/dev/null'), /Product: systemd-boot/);
+    assert.match(ssh('echo bob | sudo -S -p "" bootctl list 2>/dev/null'), /id: basalt-default-[0-9a-f]{12}\.0\.conf/);
     // efivarfs reports size 0, so the variable is read through a pipe (4 attribute bytes, then UTF-16).
     const selected = ssh(`echo bob | sudo -S -p "" sh -c 'cat /sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tail -c +5 | tr -d "\\\\000"'`);
     assert.match(selected, /^basalt-default-[0-9a-f]{12}\.0\.conf$/);
