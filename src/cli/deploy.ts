@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { rm } from 'node:fs/promises';
 import { installToFilesystem } from '../deploy/install.js';
 import { installToDiskImage } from '../deploy/to-disk.js';
 import { buildDisk, type DiskType } from '../deploy/bib.js';
@@ -69,10 +68,10 @@ export function installCommand(): Command {
 
 function toDiskCommand(): Command {
   const toDisk = new Command('to-disk')
-    .description('install IMAGE onto a new GPT disk image FILE (ESP with systemd-boot + ext4 root); no mounts, no loop devices')
-    .argument('<file>', 'disk image file to create (raw)')
+    .description('install IMAGE onto a block device or a new raw disk image FILE: GPT, ESP with systemd-boot, ext4 root; no mounts, no loop devices')
+    .argument('<device-or-file>', 'a block device (the root partition fills it) or a disk image file to create (raw)')
     .requiredOption('--source-imgref <image>', 'image to install')
-    .option('--wipe', 'replace FILE if it exists')
+    .option('--wipe', 'overwrite a device that holds data, or replace FILE if it exists (the old file stays until the new one is complete)')
     .addOption(new Option('--filesystem <fs>', 'root filesystem').choices(['ext4']).default('ext4'))
     .option('--size <size>', 'root filesystem size (e.g. 4G; default: what the image needs plus slack)')
     .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
@@ -85,10 +84,10 @@ function toDiskCommand(): Command {
   addPlatformOptions(toDisk);
   addRegistryOptions(toDisk, '');
   toDisk.action(async (file: string, o: Opts) => {
-    if (o.wipe) await rm(file, { force: true });
     const platform = platformOption(o);
     const epoch = sourceDateEpoch();
     const result = await installToDiskImage(file, o.sourceImgref as string, {
+      wipe: Boolean(o.wipe),
       stateroot: o.stateroot as string,
       kargs: o.karg as string[],
       transport: transportOptions(o, ''),

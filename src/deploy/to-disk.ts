@@ -4,6 +4,7 @@ import { join, dirname } from 'node:path';
 import { BasaltError } from '../oci/errors.js';
 import { makeTempDir } from '../oci/fsutil.js';
 import { createDiskImage, diskIdentifiers } from '../media/disk-image.js';
+import { createDiskOnDevice, existingContent, isBlockDevice } from '../media/disk-device.js';
 import { installToFilesystem, type InstallOptions, type InstallResult } from './install.js';
 import { deployDir, stateVarDir } from './sysroot.js';
 import { createUsers, type InstallUser } from './users.js';
@@ -19,8 +20,10 @@ export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'r
   /** Seed for partition and filesystem UUIDs (default: random per disk). */
   seed?: string;
   sourceDateEpoch?: number;
-  /** Where to stage the trees (default: beside the output). */
+  /** Where to stage the trees (default: beside the output; for a block device, $TMPDIR). */
   workDir?: string;
+  /** A block device that holds data is overwritten only with this (bootc's --wipe). */
+  wipe?: boolean;
 }
 
 export interface InstallToDiskResult extends InstallResult {
@@ -34,21 +37,27 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * bootc install to-disk, for a disk image file: the image is installed into a staging
+ * bootc install to-disk, for a disk image file or a block device: the image is installed into a staging
  * directory that becomes the ext4 root (`mkfs.ext4 -d`), systemd-boot and the entries go
  * into a staging ESP (FAT via mtools), and both are placed into a GPT disk image. No mounts,
  * no loop devices, no privileged containers. The file appears whole or not at all.
  */
 export async function installToDiskImage(diskPath: string, imageName: string, options: InstallToDiskOptions = {}): Promise<InstallToDiskResult> {
-  if (await exists(diskPath)) throw new BasaltError('usage', `${diskPath} already exists`, { hint: 'remove it first (or pass --wipe)' });
+  const device = await isBlockDevice(diskPath);
+  if (device) {
+    // Refuse a used device before the (long) install, and again just before writing.
+    const used = await existingContent(diskPath);
+    if (used && !options.wipe) throw new BasaltError('usage', `${diskPath} holds ${used}`, { hint: 'pass --wipe to overwrite it (everything on it is lost)' });
+    if (options.rootSize !== undefined) throw new BasaltError('usage', `a root size was given, but on the block device ${diskPath} the root partition fills the device`, { hint: 'leave out --size' });
+  } else if (!options.wipe && (await exists(diskPath))) throw new BasaltError('usage', `${diskPath} already exists`, { hint: 'remove it first (or pass --wipe)' });
   const seed = options.seed ?? `${diskPath}:${Date.now()}:${Math.random()}`;
   const ids = diskIdentifiers(seed);
-  const work = await makeTempDir('to-disk', options.workDir ?? dirname(diskPath));
+  const work = await makeTempDir('to-disk', options.workDir ?? (device ? undefined : dirname(diskPath)));
   const root = join(work, 'root');
   const esp = join(work, 'esp');
   try {
     await mkdir(root);
-    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, ...install } = options;
+    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, wipe, ...install } = options;
     const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}`, espMountSpec: `PARTUUID=${ids.espPartUuid.toLowerCase()}` });
     const { checksum, deploySerial } = result.deployment;
     const deployment = deployDir(root, result.stateroot, checksum, deploySerial);
@@ -61,6 +70,11 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
       await mkdir(dirname(join(esp, dest)), { recursive: true });
       await copyFile(bootloader, join(esp, dest));
     }
+    const epoch = sourceDateEpoch !== undefined ? { sourceDateEpoch } : {};
+    if (device) {
+      const written = await createDiskOnDevice({ device: diskPath, espDir: esp, rootDir: root, rootLabel: 'root', rootFsType: 'ext4', seed, workDir: work, wipe: Boolean(wipe), ...epoch });
+      return { ...result, disk: written.path, size: written.size, rootPartUuid: ids.rootPartUuid.toLowerCase() };
+    }
     const disk = await createDiskImage({
       path: diskPath,
       espDir: esp,
@@ -70,7 +84,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
       seed,
       workDir: work,
       ...(rootSize !== undefined ? { rootSize } : {}),
-      ...(sourceDateEpoch !== undefined ? { sourceDateEpoch } : {}),
+      ...epoch,
     });
     return { ...result, disk: disk.path, size: disk.size, rootPartUuid: ids.rootPartUuid.toLowerCase() };
   } finally {

@@ -20,6 +20,11 @@ export interface Ext4ImageOptions {
   sourceDateEpoch?: number;
   /** True when the size came from the user, so a misfit is their input to fix. */
   sizeFromUser?: boolean;
+  /**
+   * Make the filesystem inside `path` (a disk or block device) starting at this byte, instead
+   * of `path` being the filesystem image (mke2fs -E offset=). `path` is then left in place.
+   */
+  offset?: number;
 }
 
 const BYTES_PER_INODE = 16384; // mke2fs.conf's default inode_ratio
@@ -41,14 +46,14 @@ export async function estimateExt4Size(sourceDir: string): Promise<number> {
 export async function createExt4Image(options: Ext4ImageOptions): Promise<void> {
   const { path, sourceDir, size, label } = options;
   if (label.length > 16) throw new BasaltError('usage', `filesystem label "${label}" is longer than ext4's 16 characters`);
-  await rm(path, { force: true });
+  if (options.offset === undefined) await rm(path, { force: true });
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Read by e2fsprogs for every time it would take from the clock (superblock, root dir).
   if (options.sourceDateEpoch !== undefined) env.E2FSPROGS_FAKE_TIME = String(options.sourceDateEpoch);
-  const args = ['-q', '-t', 'ext4', '-d', sourceDir, '-L', label, '-U', options.uuid, '-E', `hash_seed=${options.hashSeed},root_owner=0:0`, path, `${Math.floor(size / 1024)}k`];
+  const args = ['-q', '-t', 'ext4', '-d', sourceDir, '-L', label, '-U', options.uuid, '-E', `hash_seed=${options.hashSeed},root_owner=0:0${options.offset === undefined ? '' : `,offset=${options.offset}`}`, path, `${Math.floor(size / 1024)}k`];
   const result = await runTool('mkfs.ext4', args, { env, allowFailure: true });
   if (result.code === 0) return;
-  await rm(path, { force: true });
+  if (options.offset === undefined) await rm(path, { force: true });
   const why = (result.stderr || result.stdout).trim();
   if (/could not allocate|no free space|no space left|not enough space/i.test(why)) {
     const tree = await measureTree(sourceDir).catch(() => undefined);

@@ -20,6 +20,8 @@ export const PACKAGE_OF: Readonly<Record<string, string>> = {
   'qemu-img': 'qemu-utils',
   sfdisk: 'fdisk',
   sgdisk: 'gdisk',
+  blockdev: 'util-linux',
+  partx: 'util-linux',
 };
 
 export interface ToolResult {

@@ -87,3 +87,51 @@ test('bad input leaves nothing in the output: unknown config key, a size too sma
   const left = await readdir(out).catch(() => [] as string[]);
   assert.deepEqual(left, [], `nothing half-written in ${out}: ${left.join(', ')}`);
 });
+
+/** A loop device over a sparse file, detached by the returned function. */
+function loopDevice(file: string): { device: string; detach: () => void } {
+  const device = run('losetup', ['-f', '--show', '-P', file]).trim();
+  return { device, detach: () => run('losetup', ['-d', device]) };
+}
+
+test('install to-disk onto a block device (a loop device): refuses used or small devices untouched, --wipe writes GPT, ESP and a root filling the device', async () => {
+  for (const t of ['losetup', 'blockdev', 'partx', 'sfdisk', 'e2fsck', 'debugfs', 'mdir']) requireTool(t);
+  const work = await tempDir('to-device');
+  const env = { BASALT_STORE: join(work, 'store') };
+  await tinyOs(join(work, 'tree'));
+  basaltOk(['image', 'pack', join(work, 'tree'), '-t', 'tiny/os:1'], { env });
+  const backing = join(work, 'device.img');
+  run('truncate', ['-s', '600M', backing]);
+  run('sh', ['-c', `printf 'precious data' | dd of=${backing} conv=notrunc status=none`]);
+  const small = join(work, 'small.img');
+  run('truncate', ['-s', '40M', small]);
+  const loop = loopDevice(backing);
+  const tiny = loopDevice(small);
+  try {
+    const refused = basalt(['install', 'to-disk', loop.device, '--source-imgref', 'tiny/os:1'], { env });
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`${loop.device} holds data in its first MiB[\\s\\S]*--wipe`));
+    assert.equal(run('head', ['-c', '13', loop.device]), 'precious data', 'nothing written without --wipe');
+    assert.match(basalt(['install', 'to-disk', loop.device, '--wipe', '--size', '1G', '--source-imgref', 'tiny/os:1'], { env }).stderr, /root partition fills the device/);
+    const tooSmall = basalt(['install', 'to-disk', tiny.device, '--source-imgref', 'tiny/os:1'], { env });
+    assert.notEqual(tooSmall.status, 0);
+    assert.match(tooSmall.stderr, new RegExp(`${tiny.device} is too small`));
+    assert.equal(run('sh', ['-c', `head -c 1048576 ${tiny.device} | tr -d '\\000' | wc -c`]).trim(), '0', 'the small device stays untouched');
+
+    basaltOk(['install', 'to-disk', loop.device, '--wipe', '--source-imgref', 'tiny/os:1', '--karg', 'extra=1'], { env });
+    const [esp, root, more] = partitions(loop.device);
+    assert.equal(more, undefined);
+    assert.equal(esp?.type, 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+    assert.equal(root?.type, '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709');
+    const sectors = Number(run('blockdev', ['--getsz', loop.device]).trim());
+    assert.ok((root?.start ?? 0) + (root?.size ?? 0) >= sectors - 2048 - 34, 'the root partition fills the device');
+    // The kernel sees the partitions (partx -u), so the filesystems are checked through them.
+    run('e2fsck', ['-fn', `${loop.device}p2`]);
+    assert.match(run('debugfs', ['-R', 'ls /ostree/deploy/default/deploy', `${loop.device}p2`]), /[0-9a-f]{64}\.0/);
+    const mt = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+    assert.match(run('mtype', ['-i', `${loop.device}p1`, '::/loader/entries/*.conf'], { env: mt }), /^options root=PARTUUID=[0-9a-f-]+ rw quiet extra=1 basalt\.deployment=/m);
+  } finally {
+    loop.detach();
+    tiny.detach();
+  }
+});
