@@ -3,6 +3,7 @@ import { installToFilesystem } from '../deploy/install.js';
 import { installToDiskImage } from '../deploy/to-disk.js';
 import { buildDisk, type DiskType } from '../deploy/bib.js';
 import { parseByteSize } from '../media/sizes.js';
+import type { RootFilesystem } from '../media/disk-image.js';
 import { formatHostHuman, readHostStatus } from '../deploy/status.js';
 import type { ImportEvent } from '../deploy/import.js';
 import { addPlatformOptions, addRegistryOptions, collect, platformOption, sourceDateEpoch, transportOptions } from './common.js';
@@ -72,7 +73,7 @@ function toDiskCommand(): Command {
     .argument('<device-or-file>', 'a block device (the root partition fills it) or a disk image file to create (raw)')
     .requiredOption('--source-imgref <image>', 'image to install')
     .option('--wipe', 'overwrite a device that holds data, or replace FILE if it exists (the old file stays until the new one is complete)')
-    .addOption(new Option('--filesystem <fs>', 'root filesystem').choices(['ext4']).default('ext4'))
+    .addOption(new Option('--filesystem <fs>', 'root filesystem (xfs: disk image files only, through a loop mount as root)').choices(['ext4', 'xfs']).default('ext4'))
     .option('--size <size>', 'root filesystem size (e.g. 4G; default: what the image needs plus slack)')
     .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
     .option('--root-ssh-authorized-keys <file>', 'SSH public keys for root')
@@ -88,6 +89,7 @@ function toDiskCommand(): Command {
     const epoch = sourceDateEpoch();
     const result = await installToDiskImage(file, o.sourceImgref as string, {
       wipe: Boolean(o.wipe),
+      filesystem: o.filesystem as RootFilesystem,
       stateroot: o.stateroot as string,
       kargs: o.karg as string[],
       transport: transportOptions(o, ''),
@@ -113,6 +115,7 @@ export function diskCommand(): Command {
     .addOption(new Option('--type <type>', 'disk format').choices(['raw', 'qcow2', 'vmdk']).default('qcow2'))
     .option('--config <file>', 'bootc-image-builder config.toml: users, kernel arguments, filesystem sizes')
     .option('--size <size>', 'root filesystem size (e.g. 10G)')
+    .addOption(new Option('--rootfs <fs>', 'root filesystem, as bootc-image-builder\'s --rootfs (xfs: through a loop mount, as root)').choices(['ext4', 'xfs']).default('ext4'))
     .requiredOption('-o, --output <dir>', 'directory for disk.raw / disk.qcow2 / disk.vmdk')
     .option('--target-imgref <image>', 'the image the device will update from (default: IMAGE)')
     .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
@@ -125,6 +128,7 @@ export function diskCommand(): Command {
     const epoch = sourceDateEpoch();
     const result = await buildDisk(image, o.output as string, {
       type: o.type as DiskType,
+      filesystem: o.rootfs as RootFilesystem,
       kargs: o.karg as string[],
       transport: transportOptions(o, ''),
       ...(platform ? { platform } : {}),

@@ -3,7 +3,7 @@ import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { BasaltError } from '../oci/errors.js';
 import { makeTempDir } from '../oci/fsutil.js';
-import { createDiskImage, diskIdentifiers } from '../media/disk-image.js';
+import { createDiskImage, diskIdentifiers, type RootFilesystem } from '../media/disk-image.js';
 import { createDiskOnDevice, existingContent, isBlockDevice } from '../media/disk-device.js';
 import { installToFilesystem, type InstallOptions, type InstallResult } from './install.js';
 import { deployDir, stateVarDir } from './sysroot.js';
@@ -24,6 +24,8 @@ export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'r
   workDir?: string;
   /** A block device that holds data is overwritten only with this (bootc's --wipe). */
   wipe?: boolean;
+  /** Default ext4; xfs needs a loop mount and is for disk image files only. */
+  filesystem?: RootFilesystem;
 }
 
 export interface InstallToDiskResult extends InstallResult {
@@ -48,6 +50,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
     // Refuse a used device before the (long) install, and again just before writing.
     const used = await existingContent(diskPath);
     if (used && !options.wipe) throw new BasaltError('usage', `${diskPath} holds ${used}`, { hint: 'pass --wipe to overwrite it (everything on it is lost)' });
+    if (options.filesystem === 'xfs') throw new BasaltError('unsupported', `--filesystem xfs is made through a loop mount of a disk image file, not on the block device ${diskPath}`, { hint: 'use --filesystem ext4 on devices, or write an xfs disk image file and copy it' });
     if (options.rootSize !== undefined) throw new BasaltError('usage', `a root size was given, but on the block device ${diskPath} the root partition fills the device`, { hint: 'leave out --size' });
   } else if (!options.wipe && (await exists(diskPath))) throw new BasaltError('usage', `${diskPath} already exists`, { hint: 'remove it first (or pass --wipe)' });
   const seed = options.seed ?? `${diskPath}:${Date.now()}:${Math.random()}`;
@@ -57,7 +60,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
   const esp = join(work, 'esp');
   try {
     await mkdir(root);
-    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, wipe, ...install } = options;
+    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, wipe, filesystem, ...install } = options;
     const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}`, espMountSpec: `PARTUUID=${ids.espPartUuid.toLowerCase()}` });
     const { checksum, deploySerial } = result.deployment;
     const deployment = deployDir(root, result.stateroot, checksum, deploySerial);
@@ -80,7 +83,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
       espDir: esp,
       rootDir: root,
       rootLabel: 'root',
-      rootFsType: 'ext4',
+      rootFsType: filesystem ?? 'ext4',
       seed,
       workDir: work,
       ...(rootSize !== undefined ? { rootSize } : {}),

@@ -11,6 +11,10 @@ import { minimumDiskSize, planGpt, writeGpt, type PartitionSpec } from './gpt.js
 import { placeImage } from './sparse-copy.js';
 import { createFatImage, estimateEspSize } from './fat.js';
 import { createExt4Image, estimateExt4Size } from './ext4.js';
+import { createXfsImage } from './xfs.js';
+
+/** Root filesystems basalt makes: ext4 from a directory; xfs through a loop mount. */
+export type RootFilesystem = 'ext4' | 'xfs';
 import { deterministicGuid } from './guid.js';
 import { PartitionType, rootTypeFor } from './partition-types.js';
 import { statSize } from './stat-size.js';
@@ -70,7 +74,7 @@ export interface CreateDiskImageOptions {
   rootSize?: number;
   espSize?: number;
   rootLabel: string;
-  rootFsType: 'ext4';
+  rootFsType: RootFilesystem;
   /** Makes disk, partition and filesystem identifiers reproducible. */
   seed: string;
   sourceDateEpoch?: number;
@@ -105,7 +109,9 @@ export async function createDiskImage(options: CreateDiskImageOptions): Promise<
     const epoch = options.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: options.sourceDateEpoch };
     await Promise.all([
       createFatImage({ path: espImage, sourceDir: options.espDir, size: espSize, volumeId: ids.espVolumeId, ...epoch }),
-      createExt4Image({ path: rootImage, sourceDir: options.rootDir, size: rootSize, label: options.rootLabel, uuid: ids.rootFsUuid, hashSeed: ids.rootHashSeed, sizeFromUser: options.rootSize !== undefined, ...epoch }),
+      options.rootFsType === 'xfs'
+        ? createXfsImage({ path: rootImage, sourceDir: options.rootDir, size: rootSize, label: options.rootLabel, uuid: ids.rootFsUuid })
+        : createExt4Image({ path: rootImage, sourceDir: options.rootDir, size: rootSize, label: options.rootLabel, uuid: ids.rootFsUuid, hashSeed: ids.rootHashSeed, sizeFromUser: options.rootSize !== undefined, ...epoch }),
     ]);
     const disk = await assembleDisk(
       options.path,

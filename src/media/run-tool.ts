@@ -22,6 +22,10 @@ export const PACKAGE_OF: Readonly<Record<string, string>> = {
   sgdisk: 'gdisk',
   blockdev: 'util-linux',
   partx: 'util-linux',
+  'mkfs.xfs': 'xfsprogs',
+  mount: 'mount',
+  umount: 'mount',
+  chattr: 'e2fsprogs',
 };
 
 export interface ToolResult {

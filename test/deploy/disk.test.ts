@@ -135,3 +135,36 @@ test('install to-disk onto a block device (a loop device): refuses used or small
     tiny.detach();
   }
 });
+
+test('install to-disk --filesystem xfs: the root made through a loop mount keeps the deployment (immutable flag too); refused on devices', async () => {
+  for (const t of ['mkfs.xfs', 'losetup', 'mount', 'lsattr', 'sfdisk']) requireTool(t);
+  const work = await tempDir('to-disk-xfs');
+  const env = { BASALT_STORE: join(work, 'store') };
+  await tinyOs(join(work, 'tree'));
+  basaltOk(['image', 'pack', join(work, 'tree'), '-t', 'tiny/os:1'], { env });
+  const disk = join(work, 'disk.raw');
+  run('truncate', ['-s', '100M', join(work, 'device.img')]);
+  basaltOk(['install', 'to-disk', disk, '--filesystem', 'xfs', '--source-imgref', 'tiny/os:1'], { env });
+  const [, root] = partitions(disk);
+  assert.equal(root?.type, '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709');
+  const mnt = join(work, 'mnt');
+  await mkdir(mnt);
+  const loop = loopDevice(join(work, 'device.img'));
+  try {
+    run('mount', ['-o', `ro,loop,offset=${(root?.start ?? 0) * 512}`, disk, mnt]);
+    try {
+      assert.match(run('findmnt', ['-n', '-o', 'FSTYPE', mnt]), /xfs/);
+      const deployments = await readdir(join(mnt, 'ostree/deploy/default/deploy'));
+      const dep = deployments.find((n) => /^[0-9a-f]{64}\.0$/.test(n));
+      assert.ok(dep, deployments.join(' '));
+      assert.match(run('lsattr', ['-d', join(mnt, 'ostree/deploy/default/deploy', dep)]), /^\S*i\S* /);
+      assert.equal(run('cat', [join(mnt, 'ostree/deploy/default/var/lib/seed/data')]), 'seeded at install\n');
+    } finally {
+      run('umount', [mnt]);
+    }
+    const refused = basalt(['install', 'to-disk', loop.device, '--wipe', '--filesystem', 'xfs', '--source-imgref', 'tiny/os:1'], { env });
+    assert.match(refused.stderr, /xfs is made through a loop mount of a disk image file, not on the block device/);
+  } finally {
+    loop.detach();
+  }
+});

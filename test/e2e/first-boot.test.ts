@@ -12,7 +12,7 @@ import { tempDir } from '../harness/tools.js';
  * image basalt built from Debian packages, installed on ostree by basalt, customised by a
  * bootc-image-builder config.toml.
  */
-test('base image → basalt disk --type qcow2 --config → boots; ssh, kargs, read-only /usr, entry, status', { timeout: 40 * 60_000 }, async () => {
+test('base image → basalt disk --type qcow2 --rootfs xfs --config → boots; ssh, kargs, read-only /usr, entry, status', { timeout: 40 * 60_000 }, async () => {
   const prepared = timeBudget('first boot: base image (cached per machine) + disk');
   const image = await baseImage();
   const work = await tempDir('first-boot');
@@ -20,7 +20,7 @@ test('base image → basalt disk --type qcow2 --config → boots; ssh, kargs, re
   const config = join(work, 'config.toml');
   await writeFile(config, `[[customizations.user]]\nname = "alice"\npassword = "bob"\nkey = "${key.publicLine}"\ngroups = ["sudo"]\n\n[customizations.kernel]\nappend = "console=ttyS0"\n`);
   const out = join(work, 'out');
-  basaltOk(['disk', image, '--type', 'qcow2', '--config', config, '-o', out, '--target-imgref', 'docker://registry.example:5000/os/base:latest']);
+  basaltOk(['disk', image, '--type', 'qcow2', '--rootfs', 'xfs', '--config', config, '-o', out, '--target-imgref', 'docker://registry.example:5000/os/base:latest']);
   const digest = basaltOk(['image', 'digest', image]).trim();
   prepared();
   const port = await freePort();
@@ -33,6 +33,8 @@ test('base image → basalt disk --type qcow2 --config → boots; ssh, kargs, re
     assert.match(cmdline, /console=ttyS0/);
     assert.match(cmdline, /basalt\.deployment=default\/[0-9a-f]{64}\.0/);
     assert.match(cmdline, /ostree=\/ostree\/boot\.\d\//);
+    // The root is the xfs basalt made through a loop mount (the appliance test boots ext4).
+    assert.match(ssh('findmnt -n -o FSTYPE /sysroot'), /^xfs$/m);
     assert.match(ssh('touch /usr/should-fail 2>&1 || echo refused'), /refused|Read-only/);
     assert.match(ssh('echo bob | sudo -S -p "" sh -c "touch /etc/basalt-test && touch /var/basalt-test && echo writable"'), /writable/);
     // The ESP is mounted at /boot/efi (the fstab line install writes), so bootctl sees the entries.
