@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BasaltError, ioError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
+import { credentialsFromHelper } from './cred-helper.js';
 
 /** What is sent to a registry or its token server. */
 export type Credentials =
@@ -154,6 +155,14 @@ export async function lookupCredentials(registry: string, repository: string | u
   for (const file of authFileSearchPath(options)) {
     const doc = await readJsonObject(file.path);
     if (doc === undefined) continue;
+    // A credential helper named for the registry wins over the file's own entries (as in
+    // containers/image); docker's credsStore is the fallback when no entry matches.
+    const helpers = !file.legacy && typeof doc.credHelpers === 'object' && doc.credHelpers !== null ? (doc.credHelpers as Record<string, unknown>) : {};
+    const helper = helpers[registry];
+    if (typeof helper === 'string' && helper !== '') {
+      const fromHelper = await credentialsFromHelper(helper, registry, options.env);
+      if (fromHelper !== undefined) return { credentials: fromHelper, source: `docker-credential-${helper} (credHelpers in ${file.path})` };
+    }
     const entries = entriesOf(doc, file.legacy);
     const byKey = new Map<string, { key: string; entry: Record<string, unknown> }>();
     for (const [key, entry] of Object.entries(entries)) {
@@ -166,6 +175,10 @@ export async function lookupCredentials(registry: string, repository: string | u
       if (hit === undefined) continue;
       const credentials = decodeEntry(hit.entry, `auth file ${file.path} entry "${hit.key}"`);
       if (credentials !== undefined) return { credentials, source: `${file.path} (${hit.key})` };
+    }
+    if (!file.legacy && typeof doc.credsStore === 'string' && doc.credsStore !== '') {
+      const fromStore = await credentialsFromHelper(doc.credsStore, registry, options.env);
+      if (fromStore !== undefined) return { credentials: fromStore, source: `docker-credential-${doc.credsStore} (credsStore in ${file.path})` };
     }
   }
   return undefined;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
@@ -53,17 +54,28 @@ export interface RegistriesConfLocation {
 
 const SYSTEM_CONF = '/etc/containers/registries.conf';
 
+function userConfigDir(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.XDG_CONFIG_HOME) return join(env.XDG_CONFIG_HOME, 'containers');
+  return env.HOME ? join(env.HOME, '.config', 'containers') : undefined;
+}
+
 /**
- * Which files are read: the main file (explicit path, else $CONTAINERS_REGISTRIES_CONF,
- * else /etc/containers/registries.conf) then `*.conf` in its drop-in directory, sorted, later
- * files overriding earlier ones. The drop-in directory is `<main file>.d`, which for the
- * system file is /etc/containers/registries.conf.d; so an explicit configuration (tests, a
- * CI job) is not silently mixed with the host's.
+ * Which files are read, as containers/image does: the main file (explicit path, else
+ * $CONTAINERS_REGISTRIES_CONF, else the user's ~/.config/containers/registries.conf when it
+ * exists, else /etc/containers/registries.conf), then `*.conf` from the drop-in directories,
+ * each sorted, later files overriding earlier ones. With the default main file the drop-ins
+ * are the system's registries.conf.d and then the user's; with an explicit one only
+ * `<main file>.d`, so an explicit configuration (tests, a CI job) is not mixed with the host's.
  */
-export function registriesConfFiles(loc: RegistriesConfLocation = {}): { main: string; dir: string } {
+export function registriesConfFiles(loc: RegistriesConfLocation = {}): { main: string; dirs: string[] } {
   const env = loc.env ?? process.env;
-  const main = loc.path ?? env.CONTAINERS_REGISTRIES_CONF ?? SYSTEM_CONF;
-  return { main, dir: loc.dir ?? `${main}.d` };
+  const explicit = loc.path ?? env.CONTAINERS_REGISTRIES_CONF;
+  if (explicit !== undefined) return { main: explicit, dirs: [loc.dir ?? `${explicit}.d`] };
+  const user = userConfigDir(env);
+  const userMain = user === undefined ? undefined : join(user, 'registries.conf');
+  const main = userMain !== undefined && existsSync(userMain) ? userMain : SYSTEM_CONF;
+  const dirs = loc.dir !== undefined ? [loc.dir] : [`${SYSTEM_CONF}.d`, ...(user === undefined ? [] : [join(user, 'registries.conf.d')])];
+  return { main, dirs };
 }
 
 function fail(file: string, why: string): never {
@@ -168,14 +180,16 @@ async function readOptional(path: string): Promise<string | undefined> {
 
 /** Loads and merges the main file and its drop-ins. A missing main file means defaults. */
 export async function loadRegistriesConf(loc: RegistriesConfLocation = {}): Promise<RegistriesConfig> {
-  const { main, dir } = registriesConfFiles(loc);
+  const { main, dirs } = registriesConfFiles(loc);
   const config: RegistriesConfig = { registries: [], unqualifiedSearchRegistries: [], shortNameMode: undefined, aliases: new Map(), files: [] };
   const files: string[] = [main];
-  try {
-    files.push(...(await readdir(dir)).filter((n) => n.endsWith('.conf')).sort().map((n) => join(dir, n)));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError(`reading ${dir}`, e);
+  for (const dir of dirs) {
+    try {
+      files.push(...(await readdir(dir)).filter((n) => n.endsWith('.conf')).sort().map((n) => join(dir, n)));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError(`reading ${dir}`, e);
+    }
   }
   for (const file of files) {
     const text = await readOptional(file);

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { authFileSearchPath, lookupCredentials, normaliseAuthKey } from '../../../src/oci/registry/credentials.js';
 import { isBasaltError } from '../../../src/oci/errors.js';
@@ -82,6 +82,34 @@ describe('credential lookup', () => {
       const file = join(home, 'auth.json');
       await writeFile(file, '{not json');
       await assert.rejects(lookupCredentials('r.example', 'x', { authFile: file, env: { HOME: home }, homeDir: home }), (e: unknown) => isBasaltError(e, 'invalid') && (e as Error).message.includes(file));
+    });
+  });
+
+  it('runs docker credential helpers: credHelpers per registry before entries, credsStore as the fallback', async () => {
+    await withTempDir('credhelper', async (home) => {
+      const bin = join(home, 'bin');
+      await mkdir(bin);
+      // A helper that logs its stdin and answers for one registry only, as docker's do.
+      const helper = (name: string, user: string): string => `#!/bin/sh\nread server\necho "$server" >> ${home}/${name}.log\ncase "$server" in\n  reg.example:5000) printf '{"ServerURL":"%s","Username":"${user}","Secret":"s3cret"}' "$server" ;;\n  token.example) printf '{"ServerURL":"%s","Username":"<token>","Secret":"tok"}' "$server" ;;\n  broken.example) echo 'keychain locked' >&2; exit 1 ;;\n  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n`;
+      for (const [name, user] of [['pass', 'from-pass'], ['store', 'from-store']] as const) {
+        await writeFile(join(bin, `docker-credential-${name}`), helper(name, user));
+        await chmod(join(bin, `docker-credential-${name}`), 0o755);
+      }
+      const env = { HOME: home, PATH: `${bin}:${process.env.PATH ?? ''}` };
+      const opts = { env, homeDir: home };
+      const config = join(home, '.docker/config.json');
+      await writeJson(config, { credHelpers: { 'reg.example:5000': 'pass', 'token.example': 'pass', 'broken.example': 'pass', 'missing.example': 'nothere' }, auths: { 'reg.example:5000': entry('file:p'), 'other.example': entry('file:p') } });
+      const found = await lookupCredentials('reg.example:5000', 'ns/repo', opts);
+      assert.deepEqual(found?.credentials, { username: 'from-pass', password: 's3cret' });
+      assert.match(found?.source ?? '', /docker-credential-pass \(credHelpers in .*config\.json\)/);
+      assert.deepEqual((await lookupCredentials('token.example', undefined, opts))?.credentials, { username: '', identityToken: 'tok' });
+      assert.equal((await lookupCredentials('other.example', undefined, opts))?.credentials.username, 'file', 'no helper named: the entry');
+      await assert.rejects(lookupCredentials('broken.example', undefined, opts), (e) => isBasaltError(e, 'auth') && /docker-credential-pass failed for broken\.example: keychain locked/.test((e as Error).message));
+      await assert.rejects(lookupCredentials('missing.example', undefined, opts), (e) => isBasaltError(e, 'auth') && /docker-credential-nothere \(configured for missing\.example\) is not installed/.test((e as Error).message));
+      await writeJson(config, { credsStore: 'store', auths: { 'other.example': entry('file:p') } });
+      assert.equal((await lookupCredentials('reg.example:5000', undefined, opts))?.credentials.username, 'from-store');
+      assert.equal((await lookupCredentials('other.example', undefined, opts))?.credentials.username, 'file', 'an entry wins over credsStore');
+      assert.equal(await lookupCredentials('unknown.example', undefined, opts), undefined, '"not found" from the store is no credentials, not an error');
     });
   });
 });

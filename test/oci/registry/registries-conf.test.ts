@@ -190,3 +190,24 @@ describe('TLS registry', () => {
     assert.equal((await src.getManifest()).digest, img.manifest.digest);
   });
 });
+
+describe('registries.conf locations', () => {
+  it("uses the user's ~/.config/containers/registries.conf instead of the system file, and reads both drop-in directories", async () => {
+    const home = await tempDir('regconf-home');
+    const user = join(home, '.config', 'containers');
+    await mkdir(join(user, 'registries.conf.d'), { recursive: true });
+    await writeFile(join(user, 'registries.conf'), 'unqualified-search-registries = ["user.example"]\n');
+    await writeFile(join(user, 'registries.conf.d', '50-mirror.conf'), '[[registry]]\nlocation = "user-dropin.example"\ninsecure = true\n');
+    const conf = await loadRegistriesConf({ env: { HOME: home } });
+    assert.deepEqual(conf.unqualifiedSearchRegistries, ['user.example']);
+    assert.equal(conf.files[0], join(user, 'registries.conf'));
+    assert.ok(conf.registries.some((r) => r.prefix === 'user-dropin.example' && r.insecure));
+    const xdg = await loadRegistriesConf({ env: { HOME: '/nonexistent', XDG_CONFIG_HOME: join(home, '.config') } });
+    assert.deepEqual(xdg.unqualifiedSearchRegistries, ['user.example']);
+    // An explicit file is not mixed with the user's drop-ins.
+    const explicit = join(home, 'explicit.conf');
+    await writeFile(explicit, '');
+    const only = await loadRegistriesConf({ path: explicit, env: { HOME: home } });
+    assert.ok(!only.registries.some((r) => r.prefix === 'user-dropin.example'));
+  });
+});
