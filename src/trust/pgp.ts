@@ -159,7 +159,7 @@ async function readSignedMessage(signature: Buffer): Promise<openpgp.Message<Uin
   try {
     return await openpgp.readMessage({ binaryMessage: new Uint8Array(signature) });
   } catch (e) {
-    throw refuse(`the signature is not an OpenPGP message: ${(e as Error).message}`, 'the signature file is corrupt or not a containers-signature', e);
+    throw refuse(`the signature is corrupt or not an OpenPGP message: ${(e as Error).message}`, 'fetch or write the signature again; a containers-signature is the binary output of gpg --sign', e);
   }
 }
 
