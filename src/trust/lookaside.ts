@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { parseDigest } from '../oci/digest.js';
+import { parseReference } from '../oci/reference.js';
 import { fsyncDir, tempPathFor } from '../oci/fsutil.js';
 
 /**
@@ -35,6 +36,15 @@ function checkRepositoryPath(repositoryPath: string): void {
     throw new BasaltError('invalid', `"${repositoryPath}" is not a repository path for lookaside signatures`, {
       hint: 'give the repository without host, tag or digest, e.g. "library/busybox" for docker.io/busybox',
     });
+}
+
+/**
+ * The repository path containers/image uses in lookaside URLs for an image reference:
+ * distribution/reference's Path, i.e. without host, tag or digest and with docker.io's
+ * implicit "library/" (busybox → library/busybox, localhost:5000/a/b:v1 → a/b).
+ */
+export function lookasideRepositoryPath(reference: string): string {
+  return parseReference(reference).repository;
 }
 
 function parseBase(baseUrl: string): URL {

@@ -2,12 +2,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { lookasideSignatureUrl, readLookasideSignatures, writeLookasideSignature } from '../../src/trust/lookaside.js';
+import { lookasideRepositoryPath, lookasideSignatureUrl, readLookasideSignatures, writeLookasideSignature } from '../../src/trust/lookaside.js';
 import { createSimpleSignature, verifySimpleSignature } from '../../src/trust/pgp.js';
 import { isBasaltError, type ErrorKind } from '../../src/oci/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
@@ -112,6 +112,14 @@ test('URLs follow docs/signature-protocols.md: base + / + repository path + @alg
   assert.equal(lookasideSignatureUrl('file:///var/lib/containers/sigstore', 'a', d, 3).href, `file:///var/lib/containers/sigstore/a@sha256=${hex}/signature-3`);
 });
 
+test('repository paths are what containers/image puts in lookaside URLs: no host, tag or digest; docker.io adds library/', () => {
+  assert.equal(lookasideRepositoryPath('busybox'), 'library/busybox');
+  assert.equal(lookasideRepositoryPath('docker.io/busybox:latest'), 'library/busybox');
+  assert.equal(lookasideRepositoryPath('quay.io/fedora/fedora-bootc:41'), 'fedora/fedora-bootc');
+  assert.equal(lookasideRepositoryPath(`localhost:5000/ns1/ns2/repo@${digestOf('x')}`), 'ns1/ns2/repo');
+  assert.throws(() => lookasideRepositoryPath('Not A Reference'), (e: unknown) => isBasaltError(e, 'usage'));
+});
+
 test('bad inputs are refused before anything is touched', async () => {
   const base = pathToFileURL(join(dir, 'bad')).href;
   await refused(writeLookasideSignature(base, '../escape', digest, Buffer.from('x')), 'invalid', /"\.\.\/escape" is not a repository path/);
@@ -169,6 +177,7 @@ let home: GpgHome | undefined;
 after(async () => {
   home?.close();
   await registry?.stop();
+  await rm(dir, { recursive: true, force: true });
 });
 
 test('skopeo copy --sign-by writes where we read, and skopeo reads (file:// and http://) what we write', async () => {
@@ -181,6 +190,7 @@ test('skopeo copy --sign-by writes where we read, and skopeo reads (file:// and 
   await writeFile(keyring, home.exportKeys([fpr]));
   await makeImageLayout(join(dir, 'layout'), 'v1', [{ 'etc/hostname': 'basalt\n' }]);
   const ref = `${registry.host}/${REPO}:v1`;
+  assert.equal(lookasideRepositoryPath(ref), REPO);
 
   const registriesD = async (name: string, lookaside: string): Promise<string> => {
     const d = join(dir, name);

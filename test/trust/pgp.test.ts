@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSimpleSignature, verifySimpleSignature } from '../../src/trust/pgp.js';
 import { isBasaltError, type ErrorKind } from '../../src/oci/errors.js';
@@ -46,7 +46,10 @@ before(async () => {
   manifestDigest = digestOf(manifest);
 });
 
-after(() => home?.close());
+after(async () => {
+  home?.close();
+  await rm(dir, { recursive: true, force: true });
+});
 
 function payloadFor(ref: string, digest: string): Buffer {
   return Buffer.from(JSON.stringify({
@@ -225,4 +228,17 @@ test('a signature by a revoked key is refused', async () => {
   const keyring = join(dir, 'revoked.gpg');
   await writeFile(keyring, home.exportKeys([revoked]));
   await refused(verifySimpleSignature(await readFile(sigPath), [keyring]), 'policy', /revoked/);
+});
+
+test('a signature made with a signing subkey names the primary key, as policy.json keys are listed', async () => {
+  const primary = home.generateKey('With Subkey <subkey@example.test>');
+  home.gpg(['--pinentry-mode', 'loopback', '--passphrase', '', '--quick-add-key', primary, 'ed25519', 'sign', 'never']);
+  const sigPath = join(dir, 'subkey.sig');
+  home.gpg(['--local-user', primary, '--sign', '--output', sigPath], payloadFor(IMAGE_REF, manifestDigest));
+  const listing = home.gpg(['--list-packets', sigPath]);
+  const issuer = /keyid ([0-9A-F]{16})/.exec(listing)?.[1];
+  assert.ok(issuer !== undefined && !primary.endsWith(issuer), `gpg signed with the subkey (issuer ${issuer})`);
+  const keyring = join(dir, 'subkey.gpg');
+  await writeFile(keyring, home.exportKeys([primary]));
+  assert.equal((await verifySimpleSignature(await readFile(sigPath), [keyring])).signerFingerprint, primary);
 });
