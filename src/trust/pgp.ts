@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { BasaltError, ioError } from '../oci/errors.js';
 
@@ -51,20 +52,20 @@ function runGpg(args: string[], input: Buffer, passphrase: string | undefined, e
       else reject(new BasaltError('tool', `running gpg: ${e.message}`, { cause: e }));
     });
     child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: err }));
-    const passFd = child.stdio[3] as NodeJS.WritableStream | null;
+    const passFd = child.stdio[3] as Writable;
     // gpg may exit without reading its inputs (unknown key): ignore EPIPE, the exit status tells.
     const ignore = (): void => {};
     child.stdin.on('error', ignore);
-    if (passFd !== null) {
-      (passFd as unknown as NodeJS.EventEmitter).on('error', ignore);
-      passFd.end(passphrase !== undefined ? `${passphrase}\n` : '');
-    }
+    passFd.on('error', ignore);
+    passFd.end(passphrase !== undefined ? `${passphrase}\n` : '');
     child.stdin.end(input);
   });
 }
 
 function gpgFailure(keyId: string, r: GpgResult): BasaltError {
-  const detail = r.stderr.trim().split('\n').slice(-3).join('; ') || `exit status ${r.status}`;
+  // stderr interleaves gpg's messages with its --status-fd lines; the messages say it best.
+  const messages = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('[GNUPG:]'));
+  const detail = [...new Set(messages)].slice(-2).join('; ') || `exit status ${r.status}`;
   if (/no secret key|secret key not available|No such user ID/i.test(r.stderr))
     return new BasaltError('not-found', `gpg has no secret key "${keyId}": ${detail}`, { hint: 'list signing keys with "gpg --list-secret-keys" (or set the gpg home) and pass one of them' });
   if (/bad passphrase|no passphrase given|inappropriate ioctl|operation cancelled|pinentry/i.test(r.stderr))

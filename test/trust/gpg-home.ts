@@ -12,7 +12,7 @@ export interface GpgHome {
   dir: string;
   env: NodeJS.ProcessEnv;
   /** Generates a signing key; returns its fingerprint (upper-case hex). */
-  generateKey(userId: string, options?: { passphrase?: string; expire?: string; fakedTime?: string }): string;
+  generateKey(userId: string, options?: { passphrase?: string; expire?: string; fakedTime?: string; algorithm?: string }): string;
   /** `gpg --export` of the keys, binary or armored. */
   exportKeys(fingerprints: string[], armor?: boolean): Buffer;
   gpg(args: string[], input?: string | Buffer): string;
@@ -35,7 +35,7 @@ export async function makeGpgHome(parent: string, name = 'gnupg'): Promise<GpgHo
     generateKey(userId, options = {}) {
       const args = options.fakedTime !== undefined ? ['--faked-system-time', options.fakedTime] : [];
       args.push('--pinentry-mode', 'loopback', '--passphrase', options.passphrase ?? '');
-      args.push('--quick-generate-key', userId, 'ed25519', 'sign', options.expire ?? 'never');
+      args.push('--quick-generate-key', userId, options.algorithm ?? 'ed25519', 'sign', options.expire ?? 'never');
       gpg(args);
       const listing = gpg(['--with-colons', '--list-keys', `=${userId}`]);
       const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(listing)?.[1];

@@ -242,3 +242,14 @@ test('a signature made with a signing subkey names the primary key, as policy.js
   await writeFile(keyring, home.exportKeys([primary]));
   assert.equal((await verifySimpleSignature(await readFile(sigPath), [keyring])).signerFingerprint, primary);
 });
+
+test('RSA keys (gpg\'s default kind) sign and verify both ways too', async () => {
+  const rsa = home.generateKey('RSA Signer <rsa@example.test>', { algorithm: 'rsa3072' });
+  const keyring = join(dir, 'rsa.gpg');
+  await writeFile(keyring, home.exportKeys([rsa]));
+  assert.equal((await verifySimpleSignature(await skopeoSign(rsa), [keyring])).signerFingerprint, rsa);
+  const sigPath = join(dir, 'rsa-basalt.sig');
+  await writeFile(sigPath, await createSimpleSignature(payloadFor(IMAGE_REF, manifestDigest), { keyId: rsa, gnupgHome: home.dir }));
+  run('skopeo', ['standalone-verify', manifestPath, IMAGE_REF, rsa, sigPath], { env: home.env });
+  await refused(verifySimpleSignature(await readFile(sigPath), [signerKeyring]), 'policy', /not in the given keyring/);
+});
