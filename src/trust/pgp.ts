@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import * as openpgp from 'openpgp';
+import type { Key, KeyID, Message } from 'openpgp';
 import { BasaltError, ioError } from '../oci/errors.js';
 
 /**
@@ -92,6 +92,14 @@ export async function createSimpleSignature(payload: Buffer, signer: PgpSigner):
 // ---------------------------------------------------------------------------------------
 // Verification (openpgp.js only)
 
+type OpenPgp = typeof import('openpgp');
+let openpgpModule: Promise<OpenPgp> | undefined;
+/** Loaded on first use: commands that never verify do not pay for evaluating openpgp.js. */
+function loadOpenPgp(): Promise<OpenPgp> {
+  openpgpModule ??= import('openpgp');
+  return openpgpModule;
+}
+
 /** A containers-signature is never bigger than this (containers/image's limit for lookaside blobs). */
 const MAX_SIGNATURE_BYTES = 4 * 1024 * 1024;
 
@@ -106,14 +114,15 @@ function isKeybox(data: Buffer): boolean {
   return data.length >= 12 && data.subarray(8, 12).toString('latin1') === 'KBXf';
 }
 
-async function parseKeys(data: Buffer, source: string): Promise<openpgp.Key[]> {
+async function parseKeys(data: Buffer, source: string): Promise<Key[]> {
+  const openpgp = await loadOpenPgp();
   if (isKeybox(data))
     throw new BasaltError('invalid', `${source} is a gpg keybox (pubring.kbx), not an OpenPGP keyring`, { hint: 'export the public keys with "gpg --export KEYID > key.gpg" and use that file' });
   try {
     if (looksArmored(data)) {
       const blocks = data.toString('utf8').match(ARMOR_BLOCK) ?? [];
       if (blocks.length === 0) throw new Error('no "PUBLIC KEY BLOCK" in the armored text');
-      const keys: openpgp.Key[] = [];
+      const keys: Key[] = [];
       for (const block of blocks) keys.push(...(await openpgp.readKeys({ armoredKeys: block })));
       return keys;
     }
@@ -127,8 +136,8 @@ async function parseKeys(data: Buffer, source: string): Promise<openpgp.Key[]> {
   }
 }
 
-async function loadKeyring(keyringPaths: string[], keyData: Buffer[]): Promise<openpgp.Key[]> {
-  const keys: openpgp.Key[] = [];
+async function loadKeyring(keyringPaths: string[], keyData: Buffer[]): Promise<Key[]> {
+  const keys: Key[] = [];
   for (const path of keyringPaths) {
     let data: Buffer;
     try {
@@ -152,7 +161,8 @@ function refuse(message: string, hint?: string, cause?: unknown): BasaltError {
   return new BasaltError('policy', message, { ...(hint !== undefined ? { hint } : {}), ...(cause !== undefined ? { cause } : {}) });
 }
 
-async function readSignedMessage(signature: Buffer): Promise<openpgp.Message<Uint8Array>> {
+async function readSignedMessage(signature: Buffer): Promise<Message<Uint8Array>> {
+  const openpgp = await loadOpenPgp();
   if (signature.length === 0) throw refuse('the signature is empty (0 bytes)');
   if (signature.length > MAX_SIGNATURE_BYTES) throw refuse(`the signature is ${signature.length} bytes, more than the ${MAX_SIGNATURE_BYTES} a containers-signature may have`);
   if (looksArmored(signature))
@@ -164,7 +174,7 @@ async function readSignedMessage(signature: Buffer): Promise<openpgp.Message<Uin
   }
 }
 
-function hex(keyId: openpgp.KeyID): string {
+function hex(keyId: KeyID): string {
   return keyId.toHex().toUpperCase();
 }
 
@@ -174,6 +184,7 @@ function hex(keyId: openpgp.KeyID): string {
  * Returns the signed payload bytes (the caller parses the JSON).
  */
 export async function verifySimpleSignature(signature: Buffer, keyringPaths: string[], keyData?: Buffer[]): Promise<VerifiedSimpleSignature> {
+  const openpgp = await loadOpenPgp();
   const keys = await loadKeyring(keyringPaths, keyData ?? []);
   const message = await readSignedMessage(signature);
 
