@@ -1,0 +1,284 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  BUNDLE_V01_MEDIA_TYPE,
+  BUNDLE_V02_MEDIA_TYPE,
+  BUNDLE_V03_LEGACY_MEDIA_TYPE,
+  BUNDLE_V03_MEDIA_TYPE,
+  bundleFromJSON,
+  ValidationError,
+  type Bundle,
+} from '@sigstore/bundle';
+import { X509Certificate } from '@sigstore/core';
+import { HashAlgorithm, TrustedRoot } from '@sigstore/protobuf-specs';
+import { PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type Signer } from '@sigstore/verify';
+import { BasaltError } from '../../oci/errors.js';
+import { parseStatement, statementCovers, type InTotoStatement } from './statement.js';
+import { parseTrustedRoot, publicGoodTrustedRoot } from './trusted-root.js';
+
+/** Who must have signed a keyless (Fulcio certificate) bundle. Subject and issuer are both required. */
+export interface CertificateIdentity {
+  /** The certificate's subject alternative name exactly (an email, or a URI such as a CI workflow). */
+  subject?: string;
+  /** A JavaScript regular expression the whole subject must match (anchored, unlike cosign's). */
+  subjectRegExp?: string;
+  /** The OIDC issuer recorded in the certificate exactly (`https://token.actions.githubusercontent.com`). */
+  issuer?: string;
+  /** A JavaScript regular expression the whole issuer must match. */
+  issuerRegExp?: string;
+}
+
+export interface BundleVerificationPolicy {
+  /** PEM public keys (SPKI, as `cosign.pub`); a bundle signed by any one of them is accepted. */
+  publicKeys?: Buffer[];
+  /** For keyless bundles: the identity the Fulcio certificate must name. */
+  identity?: CertificateIdentity;
+  /**
+   * A trusted_root.json (bytes, its parsed JSON, or a TrustedRoot); default: the
+   * public-good root shipped inside @sigstore/tuf.
+   */
+  trustedRoot?: Buffer | TrustedRoot | Record<string, unknown>;
+  /**
+   * Whether a transparency-log entry is required (default true). Only key-signed bundles may
+   * go without one (cosign's `--tlog-upload=false`); then nothing dates the signature and a
+   * revoked key cannot be told from a current one.
+   */
+  requireTransparencyLog?: boolean;
+}
+
+/** What was signed: the bytes themselves, or (DSSE statements only) their digest. */
+export type BundleArtifact = { data: Buffer } | { digest: string };
+
+export type VerifiedSigner =
+  | { kind: 'public-key'; /** index into policy.publicKeys */ keyIndex: number }
+  | { kind: 'certificate'; subject: string; issuer: string };
+
+export interface VerifiedBundle {
+  mediaType: string;
+  content: 'message-signature' | 'dsse-envelope';
+  signer: VerifiedSigner;
+  /** DSSE bundles: the signed payload and its parsed in-toto statement. */
+  dsse?: { payloadType: string; payload: Buffer; statement: InTotoStatement };
+  /** Transparency-log entries verified (inclusion proof/checkpoint or signed entry timestamp). */
+  transparencyLogEntries: number;
+  /** RFC 3161 timestamps verified against the root's timestamp authorities. */
+  signedTimestamps: number;
+}
+
+const KNOWN_MEDIA_TYPES: ReadonlySet<string> = new Set([BUNDLE_V01_MEDIA_TYPE, BUNDLE_V02_MEDIA_TYPE, BUNDLE_V03_LEGACY_MEDIA_TYPE, BUNDLE_V03_MEDIA_TYPE]);
+
+/** Why the sigstore library refused, in words a user can act on. */
+const CODE_REASONS: Record<string, string> = {
+  TLOG_INCLUSION_PROOF_ERROR: 'the transparency-log inclusion proof or checkpoint does not verify',
+  TLOG_INCLUSION_PROMISE_ERROR: 'the transparency log\'s signed entry timestamp does not verify',
+  TLOG_MISSING_INCLUSION_ERROR: 'the transparency-log entry carries no inclusion proof or promise',
+  TLOG_BODY_ERROR: 'the transparency-log entry does not record this signature',
+  CERTIFICATE_ERROR: 'the signing certificate is not trusted',
+  PUBLIC_KEY_ERROR: 'the signing key is not trusted',
+  SIGNATURE_ERROR: 'the signature does not verify',
+  TIMESTAMP_ERROR: 'the bundle\'s timestamps do not verify',
+  NOT_IMPLEMENTED_ERROR: 'the bundle uses something the sigstore library does not implement',
+  UNTRUSTED_SIGNER_ERROR: 'the signer is not the one the policy names',
+};
+
+function refuse(what: string, reason: string, hint: string, cause?: unknown): BasaltError {
+  return new BasaltError('policy', `${what}: ${reason}`, { hint, ...(cause !== undefined ? { cause } : {}) });
+}
+
+function libraryRefusal(what: string, e: unknown): BasaltError {
+  if (e instanceof BasaltError) return e;
+  if (e instanceof VerificationError || e instanceof PolicyError) {
+    const reason = CODE_REASONS[e.code] ?? e.code;
+    return refuse(what, `${reason} (${e.message})`, 'the bundle was altered, made for something else, or signed outside this trust root; do not use the artifact', e);
+  }
+  // Parsers inside the library (ASN.1, X.509, RFC 3161) throw plain errors on malformed data.
+  return refuse(what, `the bundle cannot be processed (${e instanceof Error ? e.message : String(e)})`, 'the bundle is corrupt; ask the signer for a new one', e);
+}
+
+function parseBundle(bytes: Buffer, what: string): Bundle {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw refuse(what, `not JSON (${(e as Error).message})`, 'the bundle is truncated or not a sigstore bundle', e);
+  }
+  const mediaType = (json as { mediaType?: unknown } | null)?.mediaType;
+  if (typeof mediaType !== 'string' || !KNOWN_MEDIA_TYPES.has(mediaType))
+    throw refuse(what, `media type ${JSON.stringify(mediaType)} is not a sigstore bundle version basalt knows (v0.1 to v0.3)`, 'the bundle is from a newer sigstore client or not a bundle');
+  try {
+    return bundleFromJSON(json);
+  } catch (e) {
+    const fields = e instanceof ValidationError && e.fields !== undefined ? ` (${e.fields.join(', ')})` : '';
+    throw refuse(what, `malformed bundle: ${(e as Error).message}${fields}`, 'the bundle is corrupt; ask the signer for a new one', e);
+  }
+}
+
+/**
+ * A leaf certificate alone (or with intermediates) is what a bundle may carry; a root in the
+ * chain is refused, as the bundle specification requires: the trust root, not the bundle,
+ * decides which roots are trusted.
+ */
+function checkCertificateChain(bundle: Bundle, what: string): void {
+  const material = bundle.verificationMaterial.content;
+  if (material.$case !== 'x509CertificateChain') return;
+  for (const [i, raw] of material.x509CertificateChain.certificates.entries()) {
+    let cert: X509Certificate;
+    try {
+      cert = X509Certificate.parse(raw.rawBytes);
+    } catch (e) {
+      throw refuse(what, `certificate ${i} of the chain does not parse (${(e as Error).message})`, 'the bundle is corrupt', e);
+    }
+    if (cert.isCA && cert.subject.equals(cert.issuer))
+      throw refuse(what, `the certificate chain contains a root certificate (number ${i})`, 'a bundle must not carry its own root; re-create it with a current sigstore client');
+  }
+}
+
+function rootFrom(policy: BundleVerificationPolicy): TrustedRoot {
+  const given = policy.trustedRoot;
+  if (given === undefined) return publicGoodTrustedRoot();
+  if (Buffer.isBuffer(given)) return parseTrustedRoot(given);
+  // A TrustedRoot has Buffers where the JSON has base64 strings; re-encode either way so both
+  // forms go through the same checks.
+  const json = Array.isArray((given as Partial<TrustedRoot>).tlogs) && Buffer.isBuffer((given as TrustedRoot).tlogs[0]?.publicKey?.rawBytes) ? TrustedRoot.toJSON(given as TrustedRoot) : given;
+  return parseTrustedRoot(json);
+}
+
+function matches(value: string | undefined, exact: string | undefined, pattern: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (exact !== undefined && value !== exact) return false;
+  if (pattern !== undefined && !new RegExp(`^(?:${pattern})$`, 'u').test(value)) return false;
+  return true;
+}
+
+function checkIdentity(signer: Signer, identity: CertificateIdentity, what: string): VerifiedSigner {
+  const subject = signer.identity?.subjectAlternativeName;
+  const issuer = signer.identity?.extensions?.issuer;
+  const wantSubject = identity.subject ?? `/${identity.subjectRegExp}/`;
+  const wantIssuer = identity.issuer ?? `/${identity.issuerRegExp}/`;
+  if (!matches(subject, identity.subject, identity.subjectRegExp))
+    throw refuse(what, `signed by ${JSON.stringify(subject)}, not ${wantSubject}`, 'the signature is valid but made by someone the policy does not trust');
+  if (!matches(issuer, identity.issuer, identity.issuerRegExp))
+    throw refuse(what, `certificate issued for ${JSON.stringify(issuer)} identities, not ${wantIssuer}`, 'the signature is valid but its identity comes from an OIDC issuer the policy does not trust');
+  return { kind: 'certificate', subject: subject as string, issuer: issuer as string };
+}
+
+function checkPolicyShape(policy: BundleVerificationPolicy): void {
+  const id = policy.identity;
+  if (id !== undefined) {
+    if (id.subject === undefined && id.subjectRegExp === undefined) throw new BasaltError('usage', 'a keyless identity needs a subject or subjectRegExp');
+    if (id.issuer === undefined && id.issuerRegExp === undefined) throw new BasaltError('usage', 'a keyless identity needs an issuer or issuerRegExp');
+    for (const p of [id.subjectRegExp, id.issuerRegExp]) {
+      if (p === undefined) continue;
+      try {
+        new RegExp(p, 'u');
+      } catch (e) {
+        throw new BasaltError('usage', `identity pattern ${JSON.stringify(p)} is not a valid regular expression: ${(e as Error).message}`);
+      }
+    }
+  }
+  if ((policy.publicKeys === undefined || policy.publicKeys.length === 0) && id === undefined)
+    throw new BasaltError('usage', 'a bundle policy needs public keys or a keyless identity', { hint: 'pass the signer\'s public key or the expected certificate identity and issuer' });
+}
+
+function loadKeys(pems: Buffer[]): KeyObject[] {
+  return pems.map((pem, i) => {
+    try {
+      return createPublicKey(pem);
+    } catch (e) {
+      throw new BasaltError('usage', `public key ${i + 1} is not a PEM public key (${(e as Error).message})`, { hint: 'give the signer\'s cosign.pub' });
+    }
+  });
+}
+
+/** The bytes the library verifies a message signature over; checks the bundle's digest hint too. */
+function messageArtifact(bundle: Bundle, artifact: BundleArtifact, what: string): Buffer | undefined {
+  if (bundle.content.$case !== 'messageSignature') return undefined;
+  if (!('data' in artifact))
+    throw new BasaltError('unsupported', `${what}: a message signature can only be verified against the artifact's bytes, not a digest`, {
+      hint: 'pass the artifact itself',
+    });
+  const hint = bundle.content.messageSignature.messageDigest;
+  // The digest field is an unauthenticated hint, but one that disagrees means the bundle was
+  // made for another artifact: say so rather than report a bare signature failure.
+  if (hint !== undefined && hint.algorithm === HashAlgorithm.SHA2_256 && !createHash('sha256').update(artifact.data).digest().equals(hint.digest))
+    throw refuse(what, 'the bundle\'s message digest is not the artifact\'s sha256', 'this bundle was made for another artifact, or the artifact was changed');
+  return artifact.data;
+}
+
+/** For a DSSE bundle: the statement, which must name the artifact's digest among its subjects. */
+function checkStatement(bundle: Bundle, artifact: BundleArtifact, what: string): VerifiedBundle['dsse'] {
+  if (bundle.content.$case !== 'dsseEnvelope') return undefined;
+  const { payloadType, payload } = bundle.content.dsseEnvelope;
+  const statement = parseStatement(payloadType, payload, what);
+  const digest = 'data' in artifact ? `sha256:${createHash('sha256').update(artifact.data).digest('hex')}` : artifact.digest;
+  if (!/^sha(256|512):[0-9a-f]+$/i.test(digest)) throw new BasaltError('usage', `artifact digest ${JSON.stringify(digest)} is not algorithm:hex`);
+  if (!statementCovers(statement, digest))
+    throw refuse(what, `the signed statement's subjects do not include ${digest}`, 'the attestation is for another artifact (or the artifact was changed)');
+  return { payloadType, payload, statement };
+}
+
+/**
+ * Verifies a sigstore bundle (v0.1–v0.3 JSON, cosign v3's default signature format) for an
+ * artifact under a policy, offline, with @sigstore/verify: signature, certificate chain to a
+ * trusted Fulcio CA and its SCT, transparency-log inclusion (proof + checkpoint, or signed
+ * entry timestamp) against the trust root, RFC 3161 timestamps, that the log entry records
+ * this signature, and then basalt's own checks: identity, the DSSE statement's subject, no
+ * root in the chain. Resolves with what was verified; rejects with a BasaltError ('policy'
+ * for a bundle that does not satisfy the policy, 'usage' for a policy that makes no sense,
+ * 'invalid' for a broken trust root, 'unsupported' for a digest-only message signature).
+ */
+export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact, policy: BundleVerificationPolicy, what = 'sigstore bundle'): Promise<VerifiedBundle> {
+  checkPolicyShape(policy);
+  const bundle = parseBundle(bundleBytes, what);
+  checkCertificateChain(bundle, what);
+  const root = rootFrom(policy);
+  const data = messageArtifact(bundle, artifact, what);
+  let entity;
+  try {
+    entity = toSignedEntity(bundle, data);
+  } catch (e) {
+    throw libraryRefusal(what, e);
+  }
+  const counts = {
+    transparencyLogEntries: bundle.verificationMaterial.tlogEntries.length,
+    signedTimestamps: bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0,
+  };
+  const content = bundle.content.$case === 'dsseEnvelope' ? ('dsse-envelope' as const) : ('message-signature' as const);
+  // Called only once the library accepted the signature: the statement is then authentic.
+  const verified = (signer: VerifiedSigner): VerifiedBundle => {
+    const dsse = checkStatement(bundle, artifact, what);
+    return { mediaType: bundle.mediaType, content, signer, ...(dsse ? { dsse } : {}), ...counts };
+  };
+
+  if (entity.key.$case === 'public-key') {
+    if (policy.publicKeys === undefined || policy.publicKeys.length === 0)
+      throw refuse(what, 'the bundle is signed with a key, and the policy names no key', 'pass the signer\'s public key');
+    const keys = loadKeys(policy.publicKeys);
+    const requireLog = policy.requireTransparencyLog ?? true;
+    let firstFailure: unknown;
+    for (const [keyIndex, publicKey] of keys.entries()) {
+      // The bundle's key hint is informational; every key the policy trusts is tried.
+      const material = toTrustMaterial(root, () => ({ publicKey, validFor: () => true }));
+      try {
+        new Verifier(material, { tlogThreshold: requireLog ? 1 : 0, ctlogThreshold: 0 }).verify(entity);
+      } catch (e) {
+        // A signature failure under one key is expected when several are trusted; anything
+        // else (log, timestamps) fails the same way under every key.
+        if (!(e instanceof VerificationError && e.code === 'SIGNATURE_ERROR')) throw libraryRefusal(what, e);
+        firstFailure ??= e;
+        continue;
+      }
+      return verified({ kind: 'public-key', keyIndex });
+    }
+    throw refuse(what, `the signature does not verify with ${keys.length === 1 ? 'the given key' : `any of the ${keys.length} given keys`}`, 'the bundle was signed with another key, or altered', firstFailure);
+  }
+
+  if (policy.identity === undefined)
+    throw refuse(what, 'the bundle is signed with a Fulcio certificate, and the policy names only keys', 'verify it with the signer\'s identity and issuer instead of a key');
+  let signer: Signer;
+  try {
+    signer = new Verifier(toTrustMaterial(root), { tlogThreshold: 1, ctlogThreshold: 1 }).verify(entity);
+  } catch (e) {
+    throw libraryRefusal(what, e);
+  }
+  return verified(checkIdentity(signer, policy.identity, what));
+}
