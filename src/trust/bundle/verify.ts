@@ -10,7 +10,8 @@ import {
 } from '@sigstore/bundle';
 import { X509Certificate } from '@sigstore/core';
 import { HashAlgorithm, TrustedRoot } from '@sigstore/protobuf-specs';
-import { PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type Signer } from '@sigstore/verify';
+import { PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
+import { isRekorV2Entry, timestampTimes, verifyRekorV2Entry } from './rekor-v2.js';
 import { BasaltError } from '../../oci/errors.js';
 import { parseStatement, statementCovers, type InTotoStatement } from './statement.js';
 import { parseTrustedRoot, publicGoodTrustedRoot } from './trusted-root.js';
@@ -217,6 +218,31 @@ function checkStatement(bundle: Bundle, artifact: BundleArtifact, what: string):
 }
 
 /**
+ * For a bundle logged to Rekor v2: the entity the library verifies without its log entries
+ * (dated by its RFC 3161 timestamps instead, one at least), and the check of those entries
+ * basalt runs once the library accepted the rest. Undefined for Rekor v1 bundles.
+ */
+function rekorV2Plan(bundle: Bundle, entity: SignedEntity, what: string): { entity: SignedEntity; verify(root: TrustedRoot): void } | undefined {
+  const entries = bundle.verificationMaterial.tlogEntries;
+  const v2 = entries.filter(isRekorV2Entry);
+  if (v2.length === 0) return undefined;
+  if (v2.length !== entries.length)
+    throw new BasaltError('unsupported', `${what}: the bundle mixes Rekor v1 and v2 entries`, { hint: 'ask the signer for a bundle from one log' });
+  return {
+    entity: { ...entity, tlogEntries: [], timestamps: entity.timestamps.filter((t) => t.$case === 'timestamp-authority') },
+    verify(root) {
+      let times: Date[];
+      try {
+        times = timestampTimes(bundle);
+      } catch (e) {
+        throw libraryRefusal(what, e);
+      }
+      for (const entry of v2) verifyRekorV2Entry(entry, bundle, root, times, what);
+    },
+  };
+}
+
+/**
  * Verifies a sigstore bundle (v0.1–v0.3 JSON, cosign v3's default signature format) for an
  * artifact under a policy, offline, with @sigstore/verify: signature, certificate chain to a
  * trusted Fulcio CA and its SCT, transparency-log inclusion (proof + checkpoint, or signed
@@ -232,12 +258,18 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
   checkCertificateChain(bundle, what);
   const root = rootFrom(policy);
   const data = messageArtifact(bundle, artifact, what);
-  let entity;
+  let entity: SignedEntity;
   try {
     entity = toSignedEntity(bundle, data);
   } catch (e) {
     throw libraryRefusal(what, e);
   }
+  const rekorV2 = rekorV2Plan(bundle, entity, what);
+  if (rekorV2) entity = rekorV2.entity;
+  // The log requirement: a Rekor v1 entry verified by the library, or the v2 ones verified here.
+  const logThreshold = (required: boolean): number => (required && !rekorV2 ? 1 : 0);
+  const tsaThreshold = rekorV2 ? 1 : 0;
+  const afterLibrary = (): void => rekorV2?.verify(root);
   const counts = {
     transparencyLogEntries: bundle.verificationMaterial.tlogEntries.length,
     signedTimestamps: bundle.verificationMaterial.timestampVerificationData?.rfc3161Timestamps.length ?? 0,
@@ -259,7 +291,7 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
       // The bundle's key hint is informational; every key the policy trusts is tried.
       const material = toTrustMaterial(root, () => ({ publicKey, validFor: () => true }));
       try {
-        new Verifier(material, { tlogThreshold: requireLog ? 1 : 0, ctlogThreshold: 0 }).verify(entity);
+        new Verifier(material, { tlogThreshold: logThreshold(requireLog), tsaThreshold, ctlogThreshold: 0 }).verify(entity);
       } catch (e) {
         // A signature failure under one key is expected when several are trusted; anything
         // else (log, timestamps) fails the same way under every key.
@@ -267,6 +299,7 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
         firstFailure ??= e;
         continue;
       }
+      afterLibrary();
       return verified({ kind: 'public-key', keyIndex });
     }
     throw refuse(what, `the signature does not verify with ${keys.length === 1 ? 'the given key' : `any of the ${keys.length} given keys`}`, 'the bundle was signed with another key, or altered', firstFailure);
@@ -276,9 +309,10 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
     throw refuse(what, 'the bundle is signed with a Fulcio certificate, and the policy names only keys', 'verify it with the signer\'s identity and issuer instead of a key');
   let signer: Signer;
   try {
-    signer = new Verifier(toTrustMaterial(root), { tlogThreshold: 1, ctlogThreshold: 1 }).verify(entity);
+    signer = new Verifier(toTrustMaterial(root), { tlogThreshold: logThreshold(true), tsaThreshold, ctlogThreshold: 1 }).verify(entity);
   } catch (e) {
     throw libraryRefusal(what, e);
   }
+  afterLibrary();
   return verified(checkIdentity(signer, policy.identity, what));
 }
