@@ -41,6 +41,13 @@ describe('bundle verification policy', () => {
     assert.equal(verified.content, 'message-signature');
   });
 
+  it('takes the trust root as bytes or parsed JSON, and refuses the bundle under a root that does not list its log', async () => {
+    const parsed = JSON.parse(keyCase.root.toString('utf8')) as Record<string, unknown>;
+    assert.equal((await verifyBundle(keyCase.bundle, { data: A_TXT }, { publicKeys: [keyCase.key], trustedRoot: parsed })).transparencyLogEntries, 1);
+    // Without it, the default public-good root does not know the staging log that logged it.
+    await assert.rejects(verifyBundle(keyCase.bundle, { data: A_TXT }, { publicKeys: [keyCase.key] }), refusal('policy', /signed entry timestamp|inclusion proof or checkpoint|timestamps do not verify/));
+  });
+
   it('refuses a key-signed bundle under a different, valid key', async () => {
     await assert.rejects(verifyBundle(keyCase.bundle, { data: A_TXT }, { publicKeys: [otherKey], trustedRoot: keyCase.root }), refusal('policy', /the signature does not verify with the given key/));
   });
