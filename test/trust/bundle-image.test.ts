@@ -10,6 +10,7 @@ import { MediaType } from '../../src/oci/media-types.js';
 import { dockerTransport } from '../../src/oci/registry/transport.js';
 import type { ImageSource } from '../../src/oci/transport.js';
 import { COSIGN_SIGN_PREDICATE_TYPE, findImageBundles, referrersTag, verifyImageBundles } from '../../src/trust/bundle/index.js';
+import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { SHARED } from '../harness/tools.js';
 import { makeImage, pushImage, streamOf, testOptions } from '../oci/registry/helpers.js';
@@ -78,8 +79,8 @@ describe('sigstore bundles attached to images in a registry', () => {
    * referrer manifest per bundle (artifactType the bundle type, empty config, the bundle as
    * its layer, `subject` set), listed in an index under the referrers tag.
    */
-  async function attach(repo: string, subject: Descriptor, bundles: Buffer[]): Promise<string[]> {
-    const dest = await dockerTransport.openDestination(`${reg.host}/${repo}:${referrersTag(subject.digest)}`, opts);
+  async function attach(repo: string, subject: Descriptor, bundles: Buffer[], indexTag = referrersTag(subject.digest)): Promise<string[]> {
+    const dest = await dockerTransport.openDestination(`${reg.host}/${repo}:${indexTag}`, opts);
     const empty = Buffer.from('{}');
     const emptyDesc = { mediaType: MediaType.OciEmpty, digest: digestOf(empty), size: 2 };
     await dest.putBlob(streamOf(empty), emptyDesc);
@@ -91,9 +92,13 @@ describe('sigstore bundles attached to images in a registry', () => {
       await dest.putManifest(referrer, { top: false });
       listed.push({ mediaType: MediaType.OciManifest, digest: referrer.digest, size: referrer.bytes.length, artifactType: BUNDLE_V03 });
     }
-    await dest.putManifest(manifestBlob({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: listed }), { top: true });
+    await dest.putManifest(referrersIndex(listed.map((d) => d.digest)), { top: true });
     await dest.commit();
     return listed.map((d) => d.digest);
+  }
+
+  function referrersIndex(digests: string[]): ReturnType<typeof manifestBlob> {
+    return manifestBlob({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: digests.map((d) => ({ mediaType: MediaType.OciManifest, digest: d, size: 1, artifactType: BUNDLE_V03 })) });
   }
 
   const subjectOf = (digest: string): Descriptor => ({ mediaType: MediaType.OciManifest, digest, size: 0 });
@@ -152,7 +157,7 @@ describe('sigstore bundles attached to images in a registry', () => {
     // subject, so nothing is found for this one.
     const goodReferrers = await attach('app/swap', subjectOf(signed.digest), [goodBundle]);
     const dest = await dockerTransport.openDestination(`${reg.host}/app/swap:${referrersTag(other.digest)}`, opts);
-    await dest.putManifest(manifestBlob({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: goodReferrers.map((d) => ({ mediaType: MediaType.OciManifest, digest: d, size: 1, artifactType: BUNDLE_V03 })) }), { top: true });
+    await dest.putManifest(referrersIndex(goodReferrers), { top: true });
     await dest.commit();
     assert.deepEqual(await findImageBundles(other.source, other.digest), []);
     await assert.rejects(verifyImageBundles(other.source, other.digest, keyed), /no sigstore bundle is attached/);
@@ -206,6 +211,30 @@ describe('sigstore bundles attached to images in a registry', () => {
     await assert.rejects(verifyImageBundles(source, artifactDigest, { identity: { ...identity, subject: 'https://github.com/someone/else' } }, { predicateType: SLSA_V1 }), /signed by "https:\/\/github.com\/sigstore-conformance/);
     // Not a cosign image signature: refused under the default predicate type.
     await assert.rejects(verifyImageBundles(source, artifactDigest, { identity }), /predicate type https:\/\/slsa.dev\/provenance\/v1/);
+  });
+
+  it('uses the referrers API where the registry has one', async () => {
+    // A proxy answers the referrers endpoint as an OCI 1.1 registry would; manifests and
+    // blobs come from the real registry. No referrers tag exists, so only the API can find it.
+    const proxy = await startFaultProxy(reg.host);
+    try {
+      const viaProxy = testOptions();
+      const img = makeImage([300]);
+      await pushImage(await dockerTransport.openDestination(`${proxy.host}/app/api:v1`, viaProxy), img);
+      const source = await dockerTransport.openSource(`${proxy.host}/app/api:v1`, viaProxy);
+      const digest = img.manifest.digest;
+      const referrers = await attach('app/api', subjectOf(digest), [keyedBundle(signer.privateKey, statementFor(digest))], 'not-the-referrers-tag');
+      const index = referrersIndex(referrers);
+      proxy.rules.push({ method: 'GET', path: new RegExp(`/referrers/${digest}`), action: { kind: 'status', status: 200, headers: { 'content-type': MediaType.OciIndex }, body: index.bytes.toString('utf8') } });
+      const verified = await verifyImageBundles(source, digest, keyed);
+      assert.equal(verified[0]?.referrer, referrers[0]);
+      assert.ok(!proxy.log.some((e) => e.url.includes(`/manifests/${referrersTag(digest)}`)), 'the referrers tag was not consulted');
+      // A registry failing the referrers request is an error, not "unsigned".
+      proxy.rules.push({ method: 'GET', path: /\/referrers\//, times: 10, action: { kind: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' } });
+      await assert.rejects(findImageBundles(source, digest), (e: unknown) => isBasaltError(e, 'denied'));
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('refuses sources that are not registries, naming the source', async () => {
