@@ -10,7 +10,7 @@ import {
 } from '@sigstore/bundle';
 import { X509Certificate } from '@sigstore/core';
 import { HashAlgorithm, type TrustedRoot } from '@sigstore/protobuf-specs';
-import { PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type SignedEntity, type Signer } from '@sigstore/verify';
+import { PolicyError, toSignedEntity, toTrustMaterial, VerificationError, Verifier, type SignedEntity, type Signer, type TrustMaterial } from '@sigstore/verify';
 import { BasaltError } from '../../oci/errors.js';
 import { checkIdentity, checkPolicyShape, loadKeys, rootFrom, type BundleVerificationPolicy, type VerifiedSigner } from './policy.js';
 import { isRekorV2Entry, timestampTimes, verifyRekorV2Entry } from './rekor-v2.js';
@@ -129,6 +129,18 @@ function checkStatement(bundle: Bundle, artifact: BundleArtifact, what: string):
   return { payloadType, payload, statement };
 }
 
+// Parsing a root's certificates and keys takes ~20 ms: done once per root object (the
+// public-good root is one object for the life of the process).
+const materials = new WeakMap<TrustedRoot, TrustMaterial>();
+function trustMaterialFor(root: TrustedRoot): TrustMaterial {
+  let material = materials.get(root);
+  if (material === undefined) {
+    material = toTrustMaterial(root);
+    materials.set(root, material);
+  }
+  return material;
+}
+
 /**
  * For a bundle logged to Rekor v2: the entity the library verifies without its log entries
  * (dated by its RFC 3161 timestamps instead, one at least), and the check of those entries
@@ -201,7 +213,7 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
     let firstFailure: unknown;
     for (const [keyIndex, publicKey] of keys.entries()) {
       // The bundle's key hint is informational; every key the policy trusts is tried.
-      const material = toTrustMaterial(root, () => ({ publicKey, validFor: () => true }));
+      const material: TrustMaterial = { ...trustMaterialFor(root), publicKey: () => ({ publicKey, validFor: () => true }) };
       try {
         new Verifier(material, { tlogThreshold: logThreshold(requireLog), tsaThreshold, ctlogThreshold: 0 }).verify(entity);
       } catch (e) {
@@ -221,7 +233,7 @@ export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact
     throw refuse(what, 'the bundle is signed with a Fulcio certificate, and the policy names only keys', 'verify it with the signer\'s identity and issuer instead of a key');
   let signer: Signer;
   try {
-    signer = new Verifier(toTrustMaterial(root), { tlogThreshold: logThreshold(true), tsaThreshold, ctlogThreshold: 1 }).verify(entity);
+    signer = new Verifier(trustMaterialFor(root), { tlogThreshold: logThreshold(true), tsaThreshold, ctlogThreshold: 1 }).verify(entity);
   } catch (e) {
     throw libraryRefusal(what, e);
   }
