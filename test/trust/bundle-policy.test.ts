@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isBasaltError, type ErrorKind } from '../../src/oci/errors.js';
-import { publicGoodTrustedRoot, parseTrustedRoot, verifyBundle } from '../../src/trust/bundle/index.js';
+import { publicGoodTrustedRoot, parseTrustedRoot, trustedRootFromKeys, verifyBundle } from '../../src/trust/bundle/index.js';
 import { SHARED } from '../harness/tools.js';
 
 /**
@@ -79,6 +79,34 @@ describe('bundle verification policy', () => {
     await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, {}), refusal('usage', /needs public keys or a keyless identity/));
     await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, { identity: { subject: IDENTITY.subject } }), refusal('usage', /needs an issuer/));
     await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, { identity: { subjectRegExp: '(', issuer: IDENTITY.issuer } }), refusal('usage', /not a valid regular expression/));
+  });
+
+  it('verifies with trust given as PEM CA certificates and log keys (containers-policy.json style)', async () => {
+    // The public-good instance's own CA certificates and keys, taken out of its trusted root
+    // and given back as PEM, as a sigstoreSigned policy's fulcio.caData / rekorPublicKeyData.
+    const root = publicGoodTrustedRoot();
+    const caPems = root.certificateAuthorities.flatMap((ca) => ca.certChain?.certificates.map((c) => Buffer.from(new X509Certificate(c.rawBytes).toString())) ?? []);
+    const pemOf = (der: Buffer | undefined): Buffer => Buffer.from(createPublicKey({ key: der as Buffer, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }) as string);
+    const rekorPems = root.tlogs.map((t) => pemOf(t.publicKey?.rawBytes));
+    const ctPems = root.ctlogs.map((t) => pemOf(t.publicKey?.rawBytes));
+    const withCt = trustedRootFromKeys({ certificateAuthorities: caPems, transparencyLogKeys: rekorPems, ctLogKeys: ctPems });
+    const verified = await verifyBundle(keylessV3, { data: A_TXT }, { identity: IDENTITY, trustedRoot: withCt });
+    assert.deepEqual(verified.signer, { kind: 'certificate', ...IDENTITY });
+    // The certificate's SCT is checked: without its CT log's key the certificate is refused.
+    const noCt = trustedRootFromKeys({ certificateAuthorities: caPems, transparencyLogKeys: rekorPems });
+    await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, { identity: IDENTITY, trustedRoot: noCt }), refusal('policy', /signing certificate is not trusted \(SCT verification failed\)/));
+    // Another Rekor key, or another CA: refused.
+    const wrongRekor = trustedRootFromKeys({ certificateAuthorities: caPems, transparencyLogKeys: [otherKey], ctLogKeys: ctPems });
+    await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, { identity: IDENTITY, trustedRoot: wrongRekor }), refusal('policy', /signed entry timestamp does not verify/));
+    // The staging instance's CA (from another vector's trusted root) did not issue this certificate.
+    const staging = JSON.parse(keyCase.root.toString('utf8')) as { certificateAuthorities: { certChain: { certificates: { rawBytes: string }[] } }[]; tlogs: { publicKey: { rawBytes: string } }[] };
+    const stagingCaPems = staging.certificateAuthorities.flatMap((ca) => ca.certChain.certificates.map((c) => Buffer.from(new X509Certificate(Buffer.from(c.rawBytes, 'base64')).toString())));
+    const wrongCa = trustedRootFromKeys({ certificateAuthorities: stagingCaPems, transparencyLogKeys: rekorPems, ctLogKeys: ctPems });
+    await assert.rejects(verifyBundle(keylessV3, { data: A_TXT }, { identity: IDENTITY, trustedRoot: wrongCa }), refusal('policy', /signing certificate is not trusted \(Failed to verify certificate chain\)/));
+    // A key-signed bundle logged to a (here: staging) Rekor, trusted by that Rekor's key alone.
+    const stagingRekor = trustedRootFromKeys({ transparencyLogKeys: staging.tlogs.map((t) => pemOf(Buffer.from(t.publicKey.rawBytes, 'base64'))) });
+    assert.equal((await verifyBundle(keyCase.bundle, { data: A_TXT }, { publicKeys: [keyCase.key], trustedRoot: stagingRekor })).transparencyLogEntries, 1);
+    assert.throws(() => trustedRootFromKeys({ certificateAuthorities: [Buffer.from('not pem')] }), refusal('usage', /no PEM certificate/));
   });
 
   it('loads the public-good root shipped in @sigstore/tuf, and refuses a root that is not one', () => {

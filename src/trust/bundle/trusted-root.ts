@@ -1,3 +1,4 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 // The TUF seeds @sigstore/tuf ships: the public-good root, read offline (esbuild inlines it,
 // so the bundled CLI on the device needs no node_modules and no network).
@@ -71,4 +72,61 @@ export function parseTrustedRoot(input: Buffer | unknown, what = 'trusted root')
       hint: 'a trust root must say from when each key is trusted; fix or re-fetch the trusted_root.json',
     });
   return root;
+}
+
+/**
+ * Trust given as keys and certificates rather than a trusted_root.json: what
+ * containers-policy.json's `sigstoreSigned` holds (`fulcio.caPath`/`caData`,
+ * `rekorPublicKeyPath`/`Data`). Each is trusted for all time, as there.
+ */
+export interface ExplicitTrust {
+  /** PEM certificates of the Fulcio CA, root and intermediates, in any order (one or more per Buffer). */
+  certificateAuthorities?: Buffer[];
+  /** PEM public keys of the Rekor (v1) logs whose entries are accepted. */
+  transparencyLogKeys?: Buffer[];
+  /** PEM public keys of the certificate-transparency logs whose SCTs are accepted. */
+  ctLogKeys?: Buffer[];
+}
+
+const ALL_TIME = { start: '1970-01-01T00:00:00Z' };
+
+function pemBlocks(pem: Buffer, label: string, what: string): Buffer[] {
+  const re = new RegExp(`-----BEGIN ${label}-----([^-]+)-----END ${label}-----`, 'g');
+  const blocks = [...pem.toString('utf8').matchAll(re)].map((m) => Buffer.from((m[1] as string).replace(/\s+/g, ''), 'base64'));
+  if (blocks.length === 0) throw new BasaltError('usage', `${what}: no PEM ${label.toLowerCase()} in it`, { hint: `give ${label.toLowerCase()}s in PEM form` });
+  return blocks;
+}
+
+function logEntry(pem: Buffer, what: string, index: number): Record<string, unknown> {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (e) {
+    throw new BasaltError('usage', `${what} ${index + 1} is not a PEM public key (${(e as Error).message})`);
+  }
+  const der = key.export({ type: 'spki', format: 'der' });
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  const details =
+    key.asymmetricKeyType === 'ed25519' ? 'PKIX_ED25519' : curve === 'prime256v1' ? 'PKIX_ECDSA_P256_SHA_256' : curve === 'secp384r1' ? 'PKIX_ECDSA_P384_SHA_384' : undefined;
+  if (details === undefined) throw new BasaltError('unsupported', `${what} ${index + 1}: only ECDSA P-256/P-384 and Ed25519 log keys are supported`);
+  return {
+    // Rekor v1 entries name their log by key id alone; there is no URL to check against.
+    baseUrl: `https://configured-log-${index + 1}.invalid`,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: { rawBytes: der.toString('base64'), keyDetails: details, validFor: ALL_TIME },
+    logId: { keyId: createHash('sha256').update(der).digest('base64') },
+  };
+}
+
+/** A trusted root (trusted_root.json form) holding exactly the given CAs and log keys. */
+export function trustedRootFromKeys(trust: ExplicitTrust): Record<string, unknown> {
+  const certificates = (trust.certificateAuthorities ?? []).flatMap((pem, i) => pemBlocks(pem, 'CERTIFICATE', `certificate authority ${i + 1}`));
+  return {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: (trust.transparencyLogKeys ?? []).map((k, i) => logEntry(k, 'transparency log key', i)),
+    ctlogs: (trust.ctLogKeys ?? []).map((k, i) => logEntry(k, 'certificate transparency log key', i)),
+    certificateAuthorities:
+      certificates.length === 0 ? [] : [{ subject: {}, uri: 'https://configured-ca.invalid', certChain: { certificates: certificates.map((c) => ({ rawBytes: c.toString('base64') })) }, validFor: ALL_TIME }],
+    timestampAuthorities: [],
+  };
 }
