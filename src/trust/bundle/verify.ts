@@ -101,7 +101,6 @@ function checkCertificateChain(bundle: Bundle, what: string): void {
   }
 }
 
-
 /** The bytes the library verifies a message signature over; checks the bundle's digest hint too. */
 function messageArtifact(bundle: Bundle, artifact: BundleArtifact, what: string): Buffer | undefined {
   if (bundle.content.$case !== 'messageSignature') return undefined;
@@ -123,7 +122,6 @@ function checkStatement(bundle: Bundle, artifact: BundleArtifact, what: string):
   const { payloadType, payload } = bundle.content.dsseEnvelope;
   const statement = parseStatement(payloadType, payload, what);
   const digest = 'data' in artifact ? `sha256:${createHash('sha256').update(artifact.data).digest('hex')}` : artifact.digest;
-  if (!/^sha(256|512):[0-9a-f]+$/i.test(digest)) throw new BasaltError('usage', `artifact digest ${JSON.stringify(digest)} is not algorithm:hex`);
   if (!statementCovers(statement, digest))
     throw refuse(what, `the signed statement's subjects do not include ${digest}`, 'the attestation is for another artifact (or the artifact was changed)');
   return { payloadType, payload, statement };
@@ -178,6 +176,8 @@ function rekorV2Plan(bundle: Bundle, entity: SignedEntity, what: string): { enti
  */
 export async function verifyBundle(bundleBytes: Buffer, artifact: BundleArtifact, policy: BundleVerificationPolicy, what = 'sigstore bundle'): Promise<VerifiedBundle> {
   checkPolicyShape(policy);
+  if ('digest' in artifact && !/^sha(256|512):[0-9a-f]+$/i.test(artifact.digest))
+    throw new BasaltError('usage', `artifact digest ${JSON.stringify(artifact.digest)} is not sha256:<hex> or sha512:<hex>`);
   const bundle = parseBundle(bundleBytes, what);
   checkCertificateChain(bundle, what);
   const root = rootFrom(policy);
