@@ -84,12 +84,26 @@ async function listReferrers(source: RegistrySource, digest: string): Promise<De
   return index.manifests.slice(0, MAX_REFERRERS);
 }
 
+/** The bundles one referrer manifest carries, if it is a bundle referrer of `subject`. */
+async function readReferrer(source: RegistrySource, desc: Descriptor, subject: string): Promise<ImageBundle[]> {
+  const blob = await source.getManifest(desc.digest);
+  const parsed = parseManifest(blob.bytes, blob.mediaType, `referrer ${desc.digest} of ${source.name}`);
+  if (parsed.kind !== 'image') return [];
+  const manifest = parsed.manifest;
+  const artifactType = manifest.artifactType ?? manifest.config.mediaType;
+  if (!BUNDLE_TYPE.test(artifactType) || manifest.subject?.digest !== subject) return [];
+  const bundles: ImageBundle[] = [];
+  for (const layer of manifest.layers)
+    if (BUNDLE_TYPE.test(layer.mediaType)) bundles.push({ bytes: await readVerifiedBlob(source, layer, MAX_BUNDLE_BYTES), referrer: desc.digest });
+  return bundles;
+}
+
 /**
  * The sigstore bundles attached to an image manifest (cosign v3 `sign`, `attest`), in
  * referrer order. Each referrer manifest is fetched by digest (so it is what the index
  * named), must name `manifestDigest` as its subject and have a bundle artifact type; its
- * bundle layers are read and checked against their digests. Nothing here says a bundle is
- * valid: that is verifyBundle's job.
+ * bundle layers are read and checked against their digests; referrers that are missing or
+ * broken are skipped. Nothing here says a bundle is valid: that is verifyBundle's job.
  *
  * Only registry sources have referrers; other transports are refused as 'unsupported'.
  */
@@ -104,15 +118,14 @@ export async function findImageBundles(source: ImageSource, manifestDigest: stri
     // The index may say what each referrer is; skip those it says are something else.
     if (desc.artifactType !== undefined && !BUNDLE_TYPE.test(desc.artifactType)) continue;
     if (desc.mediaType !== MediaType.OciManifest) continue;
-    const blob = await source.getManifest(desc.digest);
-    const parsed = parseManifest(blob.bytes, blob.mediaType, `referrer ${desc.digest} of ${source.name}`);
-    if (parsed.kind !== 'image') continue;
-    const manifest = parsed.manifest;
-    const artifactType = manifest.artifactType ?? manifest.config.mediaType;
-    if (!BUNDLE_TYPE.test(artifactType) || manifest.subject?.digest !== manifestDigest) continue;
-    for (const layer of manifest.layers) {
-      if (!BUNDLE_TYPE.test(layer.mediaType)) continue;
-      found.push({ bytes: await readVerifiedBlob(source, layer, MAX_BUNDLE_BYTES), referrer: desc.digest });
+    try {
+      found.push(...(await readReferrer(source, desc, manifestDigest)));
+    } catch (e) {
+      // A referrer that is missing, malformed or corrupt carries no usable signature; it must
+      // not hide the others (anyone who can push a tag can add one). Network and
+      // authorization failures are not about the referrer, so they end the lookup.
+      if (isBasaltError(e, 'not-found') || isBasaltError(e, 'invalid') || isBasaltError(e, 'integrity')) continue;
+      throw e;
     }
   }
   return found;
