@@ -23,12 +23,12 @@ function asDeployed(exported: TreeListing): TreeListing {
   return out;
 }
 
-/** The deployment as listed in the guest, without what ostree adds around the image's tree. */
+/** The deployment as listed in the guest, without its live /etc (made from /usr/etc) and /var. */
 function imagePartOf(deployed: TreeListing): TreeListing {
   const out: TreeListing = new Map();
   for (const [path, line] of deployed) {
     const top = path.split('/')[0];
-    if (top === 'etc' || top === 'var' || top === 'sysroot' || top === 'ostree') continue;
+    if (top === 'etc' || top === 'var') continue;
     out.set(path, line);
   }
   return out;

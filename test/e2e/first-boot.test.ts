@@ -25,7 +25,7 @@ test('base image → basalt disk --type qcow2 --rootfs xfs --config → boots; s
   prepared();
   const port = await freePort();
   await withVm('first boot: power-on to checks done', { drives: [join(out, 'disk.qcow2')], snapshot: true, memoryMiB: 2048, cpus: 2, portForwards: [{ host: port, guest: 22 }] }, async (vm) => {
-    await vm.waitForSerial(/login:/, 240_000);
+    await vm.waitForSerial(/login:/, 420_000);
     await waitForSsh(port, 'alice', key.privateKey, 90_000);
     const ssh = (cmd: string): string => sshRun(port, 'alice', key.privateKey, cmd);
     assert.match(ssh('id'), /\(sudo\)/);
