@@ -153,7 +153,9 @@ export async function readAci(path: string, options: ReadAciOptions = {}): Promi
       if (name === '.') continue;
       if (name === 'manifest') {
         if (entry.type !== 'file' && mode === 'strict') throw layoutError(path, '"manifest" is not a regular file');
-        manifestBytes = await collect(entry.body, 1024 * 1024, path);
+        const bytes = await collect(entry.body, 1024 * 1024, path);
+        // actool copies every "manifest" entry into one buffer, so a second one spoils the JSON.
+        manifestBytes = manifestBytes && mode === 'actool' ? Buffer.concat([manifestBytes, bytes]) : bytes;
         continue;
       }
       if (name === 'rootfs') {

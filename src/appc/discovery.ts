@@ -146,7 +146,7 @@ export async function discover(request: AppRequest, options: DiscoveryOptions = 
     try {
       page = await getPage(prefix, options);
     } catch (e) {
-      attempts.push(`${prefix}: ${(e as Error).message}${(e as Error).cause ? ` (${String((e as Error).cause)})` : ''}`);
+      attempts.push(`${prefix}: ${describe(e)}`);
       continue;
     }
     const endpoints: AciEndpoint[] = [];
@@ -184,7 +184,7 @@ export async function download(url: string, options: { insecure?: boolean; allow
   try {
     res = await undiciFetch(parsed, { signal: AbortSignal.timeout(options.timeoutMs ?? 300_000), ...(options.insecure ? { dispatcher: insecureAgent } : {}) });
   } catch (e) {
-    throw new BasaltError('network', `${url}: ${(e as Error).message}${(e as Error).cause ? ` (${String((e as Error).cause)})` : ''}`, { cause: e });
+    throw new BasaltError('network', `${url}: ${describe(e)}`, { cause: e });
   }
   if (res.status === 404) {
     await res.body?.cancel();
@@ -197,4 +197,11 @@ export async function download(url: string, options: { insecure?: boolean; allow
   const data = Buffer.from(await res.arrayBuffer());
   if (options.limit !== undefined && data.length > options.limit) throw new BasaltError('invalid', `${url}: larger than ${options.limit} bytes`);
   return data;
+}
+
+/** A fetch failure in one line: undici hides the reason (refused, TLS, DNS) in `cause`. */
+function describe(e: unknown): string {
+  const err = e as Error & { cause?: Error & { code?: string } };
+  const cause = err.cause ? (err.cause.code ?? err.cause.message.split('\n')[0]?.replace(/^.*:(error:)?/, '').trim()) : undefined;
+  return cause ? `${err.message} (${cause})` : err.message;
 }

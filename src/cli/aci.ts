@@ -169,9 +169,10 @@ export function aciCommand(): Command {
       .option('--port <port>', 'connect to this port', port)
       .action(async (app: string, o: Opts) => {
         const result = await discover(parseAppString(app), { insecure: o.insecure === true, ...(o.port ? { port: o.port as number } : {}) });
-        if (o.json) return printJson(result);
+        // actool discover's output, text and JSON alike.
+        if (o.json) return printJson({ ACIEndpoints: result.endpoints.map((e) => ({ ACI: e.aci, ASC: e.asc })), PublicKeys: result.publicKeys });
         for (const e of result.endpoints) process.stdout.write(`ACI: ${e.aci}, ASC: ${e.asc}\n`);
-        for (const k of result.publicKeys) process.stdout.write(`Keys: ${k}\n`);
+        if (result.publicKeys.length > 0) process.stdout.write(`PublicKeys: ${result.publicKeys.join(',')}\n`);
       }),
   );
 
