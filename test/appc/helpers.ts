@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { CLI } from '../harness/cli.js';
 import { mkdir, readFile, writeFile, copyFile, chmod } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -146,4 +147,30 @@ export async function staticServer(pages: Record<string, string | Buffer | (() =
 
 export async function readJson(path: string): Promise<unknown> {
   return JSON.parse(await readFile(path, 'utf8')) as unknown;
+}
+
+/**
+ * Runs a program without blocking this process's event loop (spawnSync would starve the
+ * loopback servers the same test runs, and the two would wait on each other for ever).
+ */
+export function runAsync(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number; stdout: string; stderr: string; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr, out: `${stdout}${stderr}` }));
+  });
+}
+
+export function basaltAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number; stdout: string; stderr: string; out: string }> {
+  return runAsync(process.execPath, [CLI, ...args], env);
+}
+
+export async function basaltAsyncOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await basaltAsync(args, env);
+  if (r.status !== 0) throw new Error(`basalt ${args.join(' ')} exited ${r.status}:\n${r.stderr}${r.stdout}`);
+  return r.stdout;
 }
