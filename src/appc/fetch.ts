@@ -59,8 +59,9 @@ export async function fetchAci(target: string, options: FetchOptions): Promise<F
     try {
       return (await load()).toString('utf8');
     } catch (e) {
-      if (options.insecure.has('image') && isBasaltError(e, 'not-found')) return undefined;
-      throw e;
+      if (!isBasaltError(e, 'not-found')) throw e;
+      if (options.insecure.has('image')) return undefined;
+      throw new BasaltError('policy', `no signature for ${target}: ${e.message}`, { hint: 'sign it with basalt aci sign, or pass --insecure-options=image to take it unverified' });
     }
   };
   if (/^https?:\/\//.test(target)) {
