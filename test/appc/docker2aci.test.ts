@@ -116,3 +116,21 @@ test('from-docker reads any transport: containers-storage names the ACI from the
   assert.equal(m.name, 'localhost/basalt-aci/d2a');
   assert.equal(files[0], join(out, 'basalt-aci-d2a-1.aci'));
 });
+
+test('from-docker reads docker:// from a registry; the registry host becomes part of the ACI name', async () => {
+  const { startRegistry } = await import('../harness/registry.js');
+  const registry = await startRegistry({ flavour: 'open' });
+  try {
+    const ref = `docker://${registry.host}/basalt-aci/d2a:1`;
+    await basaltAsyncOk(['image', 'copy', '--dest-tls-verify=false', `docker-archive:${archive}`, ref]);
+    const out = join(dir, 'registry');
+    const files = (await basaltAsyncOk(['aci', 'from-docker', '--tls-verify=false', '-o', out, ref])).trim().split('\n');
+    assert.deepEqual(files, [join(out, 'basalt-aci-d2a-1.aci')]);
+    const m = await bothAccept(files[0] as string);
+    assert.equal(m.name, `${registry.host.replace(':', '_')}/basalt-aci/d2a`);
+    const annotations = Object.fromEntries((m.annotations ?? []).map((a) => [a.name, a.value]));
+    assert.equal(annotations['appc.io/docker/registryurl'], registry.host);
+  } finally {
+    await registry.stop();
+  }
+});
