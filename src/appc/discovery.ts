@@ -61,8 +61,12 @@ export interface DiscoveryResult {
 }
 
 export interface DiscoveryOptions {
-  /** Fall back to plain HTTP (and accept any TLS certificate) when https fails. */
+  /** Fall back to plain HTTP and accept any TLS certificate (actool's --insecure). */
   insecure?: boolean;
+  /** Only the HTTP fallback (rkt's --insecure-options=http); overrides `insecure`. */
+  allowHttp?: boolean;
+  /** Only accepting any certificate (rkt's --insecure-options=tls); overrides `insecure`. */
+  skipTlsVerify?: boolean;
   /** Connect to this port instead of the scheme's default (testing, intranets). */
   port?: number;
   /** Give up on one request after this many milliseconds (default 30 s). */
@@ -114,7 +118,7 @@ async function getPage(prefix: string, options: DiscoveryOptions): Promise<{ url
     url.search = 'ac-discovery=1';
     const res = await undiciFetch(url, {
       signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
-      ...(options.insecure ? { dispatcher: insecureAgent } : {}),
+      ...((options.skipTlsVerify ?? options.insecure) ? { dispatcher: insecureAgent } : {}),
       redirect: 'follow',
     });
     if (res.status !== 200) {
@@ -126,7 +130,7 @@ async function getPage(prefix: string, options: DiscoveryOptions): Promise<{ url
   try {
     return await attempt('https');
   } catch (e) {
-    if (!options.insecure) throw e;
+    if (!(options.allowHttp ?? options.insecure)) throw e;
     return attempt('http');
   }
 }
@@ -202,6 +206,7 @@ export async function download(url: string, options: { insecure?: boolean; allow
 /** A fetch failure in one line: undici hides the reason (refused, TLS, DNS) in `cause`. */
 function describe(e: unknown): string {
   const err = e as Error & { cause?: Error & { code?: string } };
-  const cause = err.cause ? (err.cause.code ?? err.cause.message.split('\n')[0]?.replace(/^.*:(error:)?/, '').trim()) : undefined;
+  const message = err.cause?.message.split('\n')[0]?.replace(/^.*:(error:)?/, '').trim();
+  const cause = err.cause ? [err.cause.code, message].filter(Boolean).join(': ') : undefined;
   return cause ? `${err.message} (${cause})` : err.message;
 }

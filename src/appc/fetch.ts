@@ -79,7 +79,7 @@ export async function fetchAci(target: string, options: FetchOptions): Promise<F
   } else {
     via = 'discovery';
     request = parseAppString(target);
-    const found = await discover(request, { insecure: insecureHttp || tls, ...(options.port ? { port: options.port } : {}) });
+    const found = await discover(request, { allowHttp: insecureHttp, skipTlsVerify: tls, ...(options.port ? { port: options.port } : {}) });
     const endpoint = found.endpoints[0] as { aci: string; asc: string };
     aciUrl = endpoint.aci;
     aci = await download(endpoint.aci, { insecure: tls, allowHttp: insecureHttp });
