@@ -219,10 +219,10 @@ function checkApp(o: Json, mode: ValidationMode): AciApp {
   const user = optString(o, 'user', mode, 'app') ?? '';
   const group = optString(o, 'group', mode, 'app') ?? '';
   const app: AciApp = { user, group };
-  if (exec !== undefined) {
-    app.exec = stringList(exec, 'app.exec');
-    if (mode === 'strict' && app.exec.length > 0 && !(app.exec[0] as string).startsWith('/'))
-      throw new RuleError(`app.exec: the executable "${app.exec[0]}" must be an absolute path`);
+  if (exec !== undefined) app.exec = stringList(exec, 'app.exec');
+  if (mode === 'strict') {
+    if (!app.exec || app.exec.length === 0) throw new RuleError('app.exec is required and must be non-empty');
+    if (!(app.exec[0] as string).startsWith('/')) throw new RuleError(`app.exec: the executable "${app.exec[0]}" must be an absolute path`);
   }
   const handlers = field(o, 'eventHandlers', mode);
   if (handlers !== undefined) {
@@ -290,6 +290,8 @@ function checkEnvironment(value: unknown, mode: ValidationMode): NameValue[] {
     const v = optString(o, 'value', mode, `app.environment[${i}]`) ?? '';
     if (name === '') throw new RuleError(`app.environment[${i}]: the variable name must not be empty`);
     if (!ENV_NAME.test(name)) throw new RuleError(`app.environment[${i}]: "${name}" is not a valid variable name`);
+    if (mode === 'strict' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new RuleError(`app.environment[${i}]: "${name}" may hold only letters, digits and underscores (IEEE Std 1003.1)`);
     if (seen.has(name)) throw new RuleError(`app.environment: duplicate variable "${name}"`);
     seen.add(name);
     return { name, value: v };
@@ -323,6 +325,7 @@ function checkPort(o: Json, i: number, mode: ValidationMode): AciPort {
   const port = portValue === undefined ? 0 : uint(portValue, `${where}.port`);
   const countValue = field(o, 'count', mode);
   const count = countValue === undefined ? 0 : uint(countValue, `${where}.count`);
+  if (mode === 'strict' && countValue !== undefined && count < 1) throw new RuleError(`${where}.count must be at least 1`);
   const sa = field(o, 'socketActivated', mode);
   if (sa !== undefined && typeof sa !== 'boolean') throw new RuleError(`${where}.socketActivated must be true or false`);
   if (port < 1 || port > 65535) throw new RuleError(`${where}: port must be in the 1-65535 range`);

@@ -29,7 +29,7 @@ const MANIFESTS: [string, unknown, boolean, boolean][] = [
     app: {
       exec: ['/bin/hello', '--flag'], user: 'nobody', group: 'nogroup', supplementaryGIDs: [1, 2], workingDirectory: '/srv',
       eventHandlers: [{ name: 'pre-start', exec: ['/bin/true'] }, { name: 'post-stop', exec: ['/bin/true'] }],
-      environment: [{ name: 'PATH', value: '/bin' }, { name: 'my.var-1', value: 'x' }],
+      environment: [{ name: 'PATH', value: '/bin' }, { name: 'MY_VAR_1', value: 'x' }],
       mountPoints: [{ name: 'data', path: '/var/data', readOnly: true }],
       ports: [{ name: 'http', protocol: 'tcp', port: 8080, count: 2, socketActivated: false }],
       isolators: [
@@ -72,6 +72,10 @@ const MANIFESTS: [string, unknown, boolean, boolean][] = [
   ['relative workingDirectory', app({ workingDirectory: 'srv' }), false, false],
   ['relative exec (spec: absolute path)', app({ exec: ['bin/hello'] }), false, true],
   ['exec not a list', app({ exec: '/bin/hello' }), false, false],
+  ['exec missing (spec: required)', app({ exec: undefined }), false, true],
+  ['exec empty (spec: non-empty)', app({ exec: [] }), false, true],
+  ['environment name with a dot (spec: letters, digits, underscores)', app({ environment: [{ name: 'my.var', value: '' }] }), false, true],
+  ['port count 0 (spec: at least 1; actool takes it as 1)', app({ ports: [{ name: 'p', protocol: 'tcp', port: 80, count: 0 }] }), false, true],
   ['bad environment name', app({ environment: [{ name: '1X', value: '' }] }), false, false],
   ['duplicate environment name', app({ environment: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] }), false, false],
   ['bad event handler', app({ eventHandlers: [{ name: 'on-crash', exec: ['/x'] }] }), false, false],
