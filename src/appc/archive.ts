@@ -61,6 +61,10 @@ export async function openAciTar(path: string): Promise<{ stream: Readable; comp
       if (code !== 0) out.destroy(new BasaltError('integrity', `${path}: ${kind} could not decompress it (${stderr.trim() || `exit ${code}`})`));
     });
     input.on('error', (e) => out.destroy(e));
+    // A reader that stops early (an invalid entry) must not leave the decompressor blocked on a full pipe.
+    out.on('close', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    });
     input.pipe(child.stdin);
     child.stdin.on('error', () => undefined); // the child's exit status reports the failure
     child.stdout.pipe(out, { end: false });

@@ -216,10 +216,11 @@ function stringList(value: unknown, where: string): string[] {
 
 function checkApp(o: Json, mode: ValidationMode): AciApp {
   const exec = field(o, 'exec', mode);
+  const execList = exec === undefined ? undefined : stringList(exec, 'app.exec');
   const user = optString(o, 'user', mode, 'app') ?? '';
   const group = optString(o, 'group', mode, 'app') ?? '';
-  const app: AciApp = { user, group };
-  if (exec !== undefined) app.exec = stringList(exec, 'app.exec');
+  // Keys in the schema's order, so printed manifests read like actool's.
+  const app: AciApp = { ...(execList ? { exec: execList } : {}), user, group };
   if (mode === 'strict') {
     if (!app.exec || app.exec.length === 0) throw new RuleError('app.exec is required and must be non-empty');
     if (!(app.exec[0] as string).startsWith('/')) throw new RuleError(`app.exec: the executable "${app.exec[0]}" must be an absolute path`);
@@ -325,7 +326,6 @@ function checkPort(o: Json, i: number, mode: ValidationMode): AciPort {
   const port = portValue === undefined ? 0 : uint(portValue, `${where}.port`);
   const countValue = field(o, 'count', mode);
   const count = countValue === undefined ? 0 : uint(countValue, `${where}.count`);
-  if (mode === 'strict' && countValue !== undefined && count < 1) throw new RuleError(`${where}.count must be at least 1`);
   const sa = field(o, 'socketActivated', mode);
   if (sa !== undefined && typeof sa !== 'boolean') throw new RuleError(`${where}.socketActivated must be true or false`);
   if (port < 1 || port > 65535) throw new RuleError(`${where}: port must be in the 1-65535 range`);

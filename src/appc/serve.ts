@@ -65,7 +65,13 @@ export async function serveAcis(dir: string, listen: { host: string; port: numbe
       if (hasPubkeys) metas.push(...seen.map((name) => `<meta name="ac-discovery-pubkeys" content="${escapeHtml(name)} http://${escapeHtml(host)}/pubkeys.gpg">`));
       return send(200, `<!DOCTYPE html>\n<html><head>\n${metas.join('\n')}\n</head><body></body></html>\n`, 'text/html; charset=utf-8');
     }
-    const m = /^\/_aci\/(.+)\/([^/]+)\/([^/]+)\/([^/]+)\.(aci|aci\.asc)$/.exec(decodeURIComponent(url.pathname));
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      return send(400, 'bad request\n');
+    }
+    const m = /^\/_aci\/(.+)\/([^/]+)\/([^/]+)\/([^/]+)\.(aci|aci\.asc)$/.exec(path);
     if (m) {
       const [, name, version, os, arch, ext] = m as unknown as [string, string, string, string, string, string];
       const hit = images.find((i) => i.name === name && (i.version === version || (version === 'latest' && i.version === undefined)) && (i.os ?? os) === os && (i.arch ?? arch) === arch)
@@ -73,7 +79,7 @@ export async function serveAcis(dir: string, listen: { host: string; port: numbe
       if (!hit) return send(404, `no ACI ${name} version ${version} for ${os}/${arch}\n`);
       return sendFile(ext === 'aci' ? hit.file : `${hit.file}.asc`, ext === 'aci' ? 'application/octet-stream' : 'text/plain; charset=utf-8');
     }
-    const base = url.pathname.replace(/^\/+/, '');
+    const base = path.replace(/^\/+/, '');
     if (base.includes('/') || base === '' || base.startsWith('.')) return send(404, 'not found\n');
     if (!base.endsWith('.aci') && !base.endsWith('.asc') && base !== 'pubkeys.gpg') return send(404, 'not found\n');
     return sendFile(join(dir, base), base.endsWith('.aci') ? 'application/octet-stream' : 'text/plain; charset=utf-8');
