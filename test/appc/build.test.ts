@@ -142,3 +142,17 @@ test('patch-manifest --manifest replaces the manifest, --replace patches in plac
   assert.equal(badName.status, 2);
   assert.match(badName.stderr, /AC Identifier/);
 });
+
+test('aci export is reproducible: the same ACI and SOURCE_DATE_EPOCH give the same OCI manifest digest', async () => {
+  const input = join(dir, 'export-in.aci');
+  basaltOk(['aci', 'build', layout, input], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+  const env = { SOURCE_DATE_EPOCH: '1700000000' };
+  const a = basaltOk(['aci', 'export', input, `oci:${join(dir, 'oci-a')}:x`], { env }).trim();
+  const b = basaltOk(['aci', 'export', input, `oci:${join(dir, 'oci-b')}:x`], { env }).trim();
+  assert.match(a, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(a, b);
+  const index = JSON.parse(await readFile(join(dir, 'oci-a', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+  assert.equal(index.manifests[0]?.digest, a);
+  const missing = basalt(['aci', 'export', '--store', join(dir, 'empty-store'), 'example.com/nothing', `oci:${join(dir, 'oci-c')}:x`]);
+  assert.equal(missing.status, 3);
+});

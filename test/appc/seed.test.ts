@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI } from '../harness/cli.js';
 import { requireTool, run, tempDir } from '../harness/tools.js';
@@ -53,11 +53,18 @@ test('seed workflow: static hello → build → validate → sign → trust → 
   const trust = join(dir, 'trust');
   await basaltAsyncOk(['aci', 'trust', '--trust-dir', trust, '--prefix', 'localhost/hello', key.pub]);
 
+  await copyFile(key.pub, join(served, 'pubkeys.gpg'));
   const server = await startServe(served);
   cleanups.push(() => void server.child.kill('SIGTERM'));
   const port = new URL(server.url).port;
   const discovered = await basaltAsyncOk(['aci', 'discover', '--insecure', '--port', port, 'localhost/hello:1.0.0']);
   assert.match(discovered, new RegExp(`ACI: http://localhost:${port}/_aci/localhost/hello/1.0.0/linux/amd64.aci`));
+  // actool discovers the same endpoints and keys from basalt's server.
+  const peerDiscover = await runAsync(actoolBin, ['discover', '--insecure', `--port=${port}`, 'localhost/hello:1.0.0']);
+  assert.equal(peerDiscover.status, 0, peerDiscover.out);
+  const lines = (t: string): string[] => t.split('\n').filter((l) => l.startsWith('ACI:') || l.startsWith('PublicKeys:'));
+  assert.deepEqual(lines(discovered), lines(peerDiscover.out));
+  assert.deepEqual(lines(discovered)[1], `PublicKeys: http://localhost:${port}/pubkeys.gpg`);
 
   const store = join(dir, 'store');
   const fetchArgs = ['aci', 'fetch', '--port', port, '--insecure-options', 'http', '--trust-dir', trust, '--system-trust-dir', join(dir, 'none'), '--store', store, '--json', 'localhost/hello:1.0.0'];
