@@ -1,5 +1,6 @@
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { BasaltError } from '../oci/errors.js';
@@ -48,7 +49,6 @@ async function dockerNameOf(source: string, image: Image): Promise<string> {
 }
 
 async function repoTags(file: string): Promise<string[]> {
-  const { createReadStream } = await import('node:fs');
   for await (const entry of readTar(createReadStream(file), file)) {
     if (entry.path !== 'manifest.json') continue;
     const chunks: Buffer[] = [];
@@ -212,7 +212,6 @@ export async function dockerToAci(source: string, options: DockerToAciOptions): 
       }
       if (image.layers.length === 0) throw new BasaltError('invalid', `${name} has no layers`);
     }
-    for (const f of files) await stat(dirname(f));
     return { files, manifests };
   } finally {
     await src.close();
