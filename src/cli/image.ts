@@ -17,6 +17,10 @@ import { addPlatformOptions, addRegistryOptions, collect, commandLine, keyValue,
 import { CopyProgress, type ProgressMode } from './progress.js';
 import { printJson, warn } from './output.js';
 import { loginCommand, logoutCommand } from './login.js';
+import { addPolicyOptions, cosignSigner, CREATOR, policyCheckFrom, registriesDFrom, signTimestamp } from './trust.js';
+import { checkImagePolicy } from '../trust/enforce.js';
+import { signImage } from '../trust/sign.js';
+import { passphraseFromEnv } from '../trust/keys.js';
 
 type Opts = Record<string, unknown>;
 
@@ -69,11 +73,20 @@ Image names use skopeo's transports:
     .option('-q, --quiet', 'print nothing but errors')
     .option('--digestfile <file>', 'write the digest of the written manifest to <file>')
     .option('--dest-chunk-size <size>', 'upload blobs to a registry in resumable chunks of <size> (e.g. 16M) instead of one request each')
-    .option('--registries-conf <file>', 'use this registries.conf instead of the system one');
+    .option('--registries-conf <file>', 'use this registries.conf instead of the system one')
+    .option('--sign-by-sigstore-private-key <file>', 'sign the copied image with this cosign private key')
+    .option('--sign-passphrase-file <file>', 'passphrase of the signing key (default: BASALT_PASSWORD, COSIGN_PASSWORD or a prompt)')
+    .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside')
+    .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)');
+  addPolicyOptions(copy);
   addPlatformOptions(copy);
   addRegistryOptions(addRegistryOptions(addRegistryOptions(copy, ''), 'src-'), 'dest-');
   copy.action(async (src: string, dst: string, o: Opts) => {
     const log = verboseLog(o);
+    const policyCheck = await policyCheckFrom(o, 'src');
+    // Keys are opened (and passphrases asked for) before anything is copied.
+    const signer = o.signBySigstorePrivateKey ? await cosignSigner(o.signBySigstorePrivateKey as string, o.signPassphraseFile) : undefined;
+    if (signer && o.signBy) throw new BasaltError('usage', 'give one of --sign-by-sigstore-private-key or --sign-by');
     const source = await openSource(src, transportOptions(o, 'src', log));
     try {
       const destination = await openDestination(dst, transportOptions(o, 'dest', log));
@@ -86,16 +99,25 @@ Image names use skopeo's transports:
         ...(o.format ? { format: o.format as ManifestFormat } : {}),
         ...(compress ? { destCompress: compress } : {}),
         onEvent: progress.onEvent,
-        ...(o.preserveDigests
-          ? {
-              beforeWrite: async () => {
-                if (o.format || compress) throw new BasaltError('usage', '--preserve-digests cannot be combined with --format or --dest-compress, which change digests');
-              },
-            }
-          : {}),
+        beforeWrite: async () => {
+          if (o.preserveDigests && (o.format || compress)) throw new BasaltError('usage', '--preserve-digests cannot be combined with --format or --dest-compress, which change digests');
+          if (policyCheck) await checkImagePolicy(source, src, policyCheck);
+        },
       });
       progress.finish();
       if (o.digestfile) await writeFile(o.digestfile as string, result.digest);
+      const gpg = typeof o.signBy === 'string' ? { kind: 'gpg' as const, signer: { keyId: o.signBy, ...(passphraseFromEnv() ? { passphrase: passphraseFromEnv() as string } : {}) } } : undefined;
+      const sign = signer ?? gpg;
+      if (sign) {
+        const signed = await signImage(dst, sign, {
+          transport: transportOptions(o, 'dest', log),
+          creator: CREATOR,
+          timestamp: signTimestamp(),
+          registriesD: await registriesDFrom(o),
+          ...(o.signIdentity ? { identity: o.signIdentity as string } : {}),
+        });
+        if (!o.quiet) process.stderr.write(`Signed ${signed.manifestDigest} as ${signed.dockerReference}: ${signed.location}\n`);
+      }
     } finally {
       await source.close();
     }
