@@ -4,11 +4,12 @@ import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { openSource } from '../oci/transports/index.js';
+import type { ImageSource } from '../oci/transport.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
 import { generateKeyPair, loadPrivateKey, passphraseFromEnv } from '../trust/keys.js';
 import { defaultPolicyPath, loadPolicy, parsePolicy, type Policy } from '../trust/policy.js';
 import { defaultRegistriesDDir, loadRegistriesD, type RegistriesD } from '../trust/registries-d.js';
-import { evaluateImagePolicy, type PolicyCheckOptions, type PolicyDecision } from '../trust/enforce.js';
+import { checkImagePolicy, evaluateImagePolicy, type PolicyCheckOptions, type PolicyDecision } from '../trust/enforce.js';
 import { lookasideUrl, signImage, type Signer, type SignedImage } from '../trust/sign.js';
 import { parseReference } from '../oci/reference.js';
 import { addRegistryOptions, sourceDateEpoch, transportOptions } from './common.js';
@@ -83,6 +84,15 @@ export async function policyCheckFrom(o: Opts, side: '' | 'src'): Promise<Policy
     registriesD: await registriesDFrom(o),
     transport: transportOptions(o, side),
     ...(o.enforceContainerSigpolicy ? { enforceContainerSigpolicy: true } : {}),
+  };
+}
+
+/** The policy check install and update run on the source before importing anything. */
+export async function sourceCheckFrom(o: Opts): Promise<((source: ImageSource, imageName: string) => Promise<void>) | undefined> {
+  const check = await policyCheckFrom(o, '');
+  if (check === undefined) return undefined;
+  return async (source, imageName) => {
+    await checkImagePolicy(source, imageName, check);
   };
 }
 

@@ -15,6 +15,8 @@ import { digestOf } from '../../src/oci/digest.js';
  * Signing and verifying cosign signatures through the CLI against a real registry, and every
  * attack of the issue: each must be refused with a message that says why, writing nothing.
  */
+/** A hung registry exchange fails the test instead of stalling the run. */
+const TEST_TIMEOUT_MS = 300_000;
 let registry: TestRegistry;
 let work: string;
 let env: NodeJS.ProcessEnv;
@@ -83,7 +85,7 @@ after(async () => {
   await registry?.stop();
 });
 
-test('basalt sign → basalt verify --key and --policy accept; the signature is cosign\'s format', async () => {
+test('basalt sign → basalt verify --key and --policy accept; the signature is cosign\'s format', { timeout: TEST_TIMEOUT_MS }, async () => {
   const image = `docker://${host}/team/app:1`;
   const out = JSON.parse(ok(['verify', tls, image, '--key', join(work, 'trusted.pub'), '--format', 'json'])) as { accepted: boolean; manifestDigest: string; requirements: { signatures: { dockerReference: string }[] }[] };
   assert.equal(out.accepted, true);
@@ -100,7 +102,7 @@ test('basalt sign → basalt verify --key and --policy accept; the signature is 
   assert.equal(payload.critical.image['docker-manifest-digest'], out.manifestDigest);
 });
 
-test('signing again appends: both signatures stay, both verify', async () => {
+test('signing again appends: both signatures stay, both verify', { timeout: TEST_TIMEOUT_MS }, async () => {
   rawCopy(`oci:${join(work, 'src-a')}:img`, `docker://${host}/team/twice:1`);
   const image = `docker://${host}/team/twice:1`;
   ok(['sign', tls, image, '--key', join(work, 'trusted.key')]);
@@ -111,7 +113,7 @@ test('signing again appends: both signatures stay, both verify', async () => {
   ok(['verify', tls, image, '--key', join(work, 'other.pub')]);
 });
 
-test('a wrong key is refused (exit 8) and a copy under the policy writes nothing', async () => {
+test('a wrong key is refused (exit 8) and a copy under the policy writes nothing', { timeout: TEST_TIMEOUT_MS }, async () => {
   const r = cli(['verify', tls, `docker://${host}/team/app:1`, '--key', join(work, 'other.pub')]);
   refusedWith(r, 8, /not valid for any trusted key/);
   const otherPolicy = join(work, 'policy-other.json');
@@ -125,7 +127,7 @@ test('a wrong key is refused (exit 8) and a copy under the policy writes nothing
   assert.equal(await exists(join(work, 'out-ok', 'index.json')), true);
 });
 
-test('no signature under sigstoreSigned, and any image under reject, are refused', async () => {
+test('no signature under sigstoreSigned, and any image under reject, are refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   const unsigned = `docker://${host}/team/app:b`;
   refusedWith(cli(['verify', tls, unsigned, '--policy', policyFile, '--registries.d', registriesD]), 8, /no signatures \(looked for docker:\/\/.*\.sig\)/);
   // Outside the trusted scope the default, reject, applies — even to a signed image.
@@ -137,7 +139,7 @@ test('no signature under sigstoreSigned, and any image under reject, are refused
   refusedWith(cli(['verify', tls, `docker://${host}/team/app:1`, '--policy', policyFile, '--registries.d', emptyD]), 8, /does not enable sigstore attachments/);
 });
 
-test('tag substitution: another signed image under this tag, or another image\'s signature under this image\'s signature tag, is refused', async () => {
+test('tag substitution: another signed image under this tag, or another image\'s signature under this image\'s signature tag, is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   const a = `docker://${host}/team/subst:1`;
   rawCopy(`oci:${join(work, 'src-a')}:img`, a);
   // The attacker's image B, validly signed for team/subst:b, is pushed under tag 1.
@@ -153,7 +155,7 @@ test('tag substitution: another signed image under this tag, or another image\'s
   refusedWith(cli(['verify', tls, a, '--policy', policyFile, '--registries.d', registriesD]), 8, new RegExp(`is for manifest ${digestB}, not this image's ${digestA}`));
 });
 
-test('a signature made for another repository is refused', async () => {
+test('a signature made for another repository is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   rawCopy(`oci:${join(work, 'src-a')}:img`, `docker://${host}/team/other:1`);
   ok(['sign', tls, `docker://${host}/team/other:1`, '--key', join(work, 'trusted.key')]);
   const digest = digestOfImage(`docker://${host}/team/other:1`);
@@ -164,7 +166,7 @@ test('a signature made for another repository is refused', async () => {
   refusedWith(cli(['verify', tls, `docker://${host}/team/victim@${digest}`, '--policy', policyFile, '--registries.d', registriesD]), 8, /does not match/);
 });
 
-test('a tampered manifest is refused: edited under the tag with the old signature copied over, or edited in a layout', async () => {
+test('a tampered manifest is refused: edited under the tag with the old signature copied over, or edited in a layout', { timeout: TEST_TIMEOUT_MS }, async () => {
   const image = `docker://${host}/team/tamper:1`;
   rawCopy(`oci:${join(work, 'src-a')}:img`, image);
   ok(['sign', tls, image, '--key', join(work, 'trusted.key')]);
@@ -188,7 +190,7 @@ test('a tampered manifest is refused: edited under the tag with the old signatur
   refusedWith(cli(['verify', `oci:${layout}:img`, '--key', join(work, 'trusted.pub'), '--signed-identity', 'example.com/app:1']), 5, /stored bytes have digest/);
 });
 
-test('a tampered layer is refused by the copy that consults the policy, and nothing is written', async () => {
+test('a tampered layer is refused by the copy that consults the policy, and nothing is written', { timeout: TEST_TIMEOUT_MS }, async () => {
   const layout = join(work, 'layer-layout');
   rawCopy(`oci:${join(work, 'src-a')}:img`, `oci:${layout}:img`);
   ok(['sign', `oci:${layout}:img`, '--key', join(work, 'trusted.key'), '--identity', `${host}/team/layer:1`]);
@@ -208,7 +210,7 @@ test('a tampered layer is refused by the copy that consults the policy, and noth
   assert.equal(cli(['image', 'digest', tls, `docker://${host}/team/layer:1`]).status, 3, 'no image was published under the tag');
 });
 
-test('a corrupt signature blob, and a garbage signature annotation, are refused', async () => {
+test('a corrupt signature blob, and a garbage signature annotation, are refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   const image = `docker://${host}/team/corrupt:1`;
   rawCopy(`oci:${join(work, 'src-a')}:img`, image);
   const digest = digestOfImage(image);
@@ -240,7 +242,7 @@ test('a corrupt signature blob, and a garbage signature annotation, are refused'
   refusedWith(cli(['verify', tls, image2, '--key', join(work, 'trusted.pub')]), 8, /not valid for any trusted key/);
 });
 
-test('a validly signed payload with an unknown critical field is refused', async () => {
+test('a validly signed payload with an unknown critical field is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
   const image = `docker://${host}/team/critical:1`;
   rawCopy(`oci:${join(work, 'src-a')}:img`, image);
   const digest = digestOfImage(image);
@@ -250,7 +252,7 @@ test('a validly signed payload with an unknown critical field is refused', async
   refusedWith(cli(['verify', tls, image, '--key', join(work, 'trusted.pub')]), 8, /unknown field "valid-until" in critical/);
 });
 
-test('an unparseable policy is refused naming the file, before anything is written', async () => {
+test('an unparseable policy is refused naming the file, before anything is written', { timeout: TEST_TIMEOUT_MS }, async () => {
   const bad = join(work, 'bad-policy.json');
   await writeFile(bad, '{"default": [{"type": "reject"}],');
   refusedWith(cli(['verify', tls, `docker://${host}/team/app:1`, '--policy', bad]), 5, new RegExp(`signature policy ${bad} is not valid JSON`));
@@ -262,7 +264,7 @@ test('an unparseable policy is refused naming the file, before anything is writt
   assert.equal(await exists(dest), false);
 });
 
-test('--enforce-container-sigpolicy refuses a policy that accepts unsigned images; a strict one passes', async () => {
+test('--enforce-container-sigpolicy refuses a policy that accepts unsigned images; a strict one passes', { timeout: TEST_TIMEOUT_MS }, async () => {
   const lax = join(work, 'lax.json');
   await writeFile(lax, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
   const dest = join(work, 'out-enforce');
@@ -276,7 +278,7 @@ test('--enforce-container-sigpolicy refuses a policy that accepts unsigned image
   assert.equal(await exists(join(dest, 'index.json')), true);
 });
 
-test('image copy --sign-by-sigstore-private-key signs the destination; layouts and the store hold signatures too', async () => {
+test('image copy --sign-by-sigstore-private-key signs the destination; layouts and the store hold signatures too', { timeout: TEST_TIMEOUT_MS }, async () => {
   const dest = `docker://${host}/team/copied:1`;
   ok(['image', 'copy', '-q', tls, '--insecure-policy', '--sign-by-sigstore-private-key', join(work, 'trusted.key'), `oci:${join(work, 'src-b')}:img`, dest]);
   ok(['verify', tls, dest, '--policy', policyFile, '--registries.d', registriesD]);
