@@ -20,6 +20,7 @@ import { loginCommand, logoutCommand } from './login.js';
 import { addPolicyOptions, cosignSigner, CREATOR, policyCheckFrom, registriesDFrom, signTimestamp } from './trust.js';
 import { checkImagePolicy } from '../trust/enforce.js';
 import { signImage } from '../trust/sign.js';
+import { imageIdentity } from '../trust/image-identity.js';
 import { passphraseFromEnv } from '../trust/keys.js';
 
 type Opts = Record<string, unknown>;
@@ -87,6 +88,8 @@ Image names use skopeo's transports:
     // Keys are opened (and passphrases asked for) before anything is copied.
     const signer = o.signBySigstorePrivateKey ? await cosignSigner(o.signBySigstorePrivateKey as string, o.signPassphraseFile) : undefined;
     if (signer && o.signBy) throw new BasaltError('usage', 'give one of --sign-by-sigstore-private-key or --sign-by');
+    if ((signer || o.signBy) && !o.signIdentity && imageIdentity(dst).dockerReference === undefined)
+      throw new BasaltError('usage', `${dst} has no registry name for the signature to claim`, { hint: 'pass --sign-identity HOST/REPO:TAG, the name the image will be pulled by' });
     const source = await openSource(src, transportOptions(o, 'src', log));
     try {
       const destination = await openDestination(dst, transportOptions(o, 'dest', log));

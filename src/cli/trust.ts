@@ -7,7 +7,7 @@ import { openSource } from '../oci/transports/index.js';
 import type { ImageSource } from '../oci/transport.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
 import { generateKeyPair, loadPrivateKey, passphraseFromEnv } from '../trust/keys.js';
-import { defaultPolicyPath, loadPolicy, parsePolicy, type Policy } from '../trust/policy.js';
+import { defaultPolicyPath, isValidPrefix, loadPolicy, parsePolicy, type Policy } from '../trust/policy.js';
 import { defaultRegistriesDDir, loadRegistriesD, type RegistriesD } from '../trust/registries-d.js';
 import { checkImagePolicy, evaluateImagePolicy, type PolicyCheckOptions, type PolicyDecision } from '../trust/enforce.js';
 import { lookasideUrl, signImage, type Signer, type SignedImage } from '../trust/sign.js';
@@ -127,17 +127,14 @@ function identityRule(o: Opts): Record<string, string> | undefined {
 async function verifyPolicy(o: Opts): Promise<{ policy: Policy; registriesD: RegistriesD }> {
   const modes = ['key', 'gpgKeyring', 'policy'].filter((k) => o[k] !== undefined);
   if (modes.length !== 1) throw new BasaltError('usage', 'give exactly one of --key, --gpg-keyring or --policy');
-  if (o.policy) return { policy: await loadPolicy(o.policy as string), registriesD: await registriesDFrom(o) };
-  const signedIdentity = identityRule(o);
   const registriesD = await registriesDFrom(o);
-  if (o.key) {
-    const keys = (o.key as string[]).map((k) => resolve(k));
-    const req = { type: 'sigstoreSigned', keyPaths: keys, ...(signedIdentity ? { signedIdentity } : {}) };
-    // --key reads the cosign attachments whatever registries.d says: asking for it is the opt-in.
-    return { policy: parsePolicy(JSON.stringify({ default: [req] }), '--key'), registriesD: { ...registriesD, defaultDocker: { ...registriesD.defaultDocker, useSigstoreAttachments: true }, docker: new Map([...registriesD.docker].map(([k, v]) => [k, { ...v, useSigstoreAttachments: true }])) } };
-  }
-  const req = { type: 'signedBy', keyType: 'GPGKeys', keyPaths: (o.gpgKeyring as string[]).map((k) => resolve(k)), ...(signedIdentity ? { signedIdentity } : {}) };
-  return { policy: parsePolicy(JSON.stringify({ default: [req] }), '--gpg-keyring'), registriesD };
+  if (o.policy) return { policy: await loadPolicy(o.policy as string), registriesD };
+  const signedIdentity = identityRule(o);
+  const requirement = o.key
+    ? { type: 'sigstoreSigned', keyPaths: (o.key as string[]).map((k) => resolve(k)) }
+    : { type: 'signedBy', keyType: 'GPGKeys', keyPaths: (o.gpgKeyring as string[]).map((k) => resolve(k)) };
+  const doc = { default: [{ ...requirement, ...(signedIdentity ? { signedIdentity } : {}) }] };
+  return { policy: parsePolicy(JSON.stringify(doc), o.key ? '--key' : '--gpg-keyring'), registriesD };
 }
 
 function appendList(value: string, previous: string[] = []): string[] {
@@ -210,7 +207,13 @@ export function verifyCommand(): Command {
     const source = await openSource(image, transport);
     let decision: PolicyDecision;
     try {
-      decision = await evaluateImagePolicy(source, image, { policy, registriesD, transport, ...(o.lookaside ? { lookaside: lookasideUrl(o.lookaside as string) } : {}) });
+      decision = await evaluateImagePolicy(source, image, {
+        policy,
+        registriesD,
+        transport,
+        alwaysReadAttachments: Boolean(o.key),
+        ...(o.lookaside ? { lookaside: lookasideUrl(o.lookaside as string) } : {}),
+      });
     } finally {
       await source.close();
     }
@@ -245,11 +248,7 @@ export function policyCommand(): Command {
   init.action(async (o: Opts) => {
     if (Boolean(o.key) === Boolean(o.gpgKeyring)) throw new BasaltError('usage', 'give exactly one of --key or --gpg-keyring');
     const scope = typeof o.scope === 'string' ? o.scope : '';
-    if (scope !== '') {
-      const ref = parseReference(scope);
-      if (ref.tag !== undefined || ref.digest !== undefined || !scope.includes('/') && !scope.includes('.'))
-        throw new BasaltError('usage', `--scope "${scope}" must be a registry host or HOST/REPOSITORY without tag`);
-    }
+    if (scope !== '' && !isValidPrefix(scope)) throw new BasaltError('usage', `--scope "${scope}" must be a registry HOST[:PORT] or HOST/REPOSITORY without tag`);
     const requirement = o.key
       ? { type: 'sigstoreSigned', keyPath: resolve(o.key as string), signedIdentity: { type: 'matchRepoDigestOrExact' } }
       : { type: 'signedBy', keyType: 'GPGKeys', keyPath: resolve(o.gpgKeyring as string), signedIdentity: { type: 'matchRepoDigestOrExact' } };

@@ -26,6 +26,8 @@ export interface PolicyCheckOptions {
   enforceContainerSigpolicy?: boolean;
   /** Read simple signatures from here for any image with a registry name (overrides registries.d). */
   lookaside?: string;
+  /** Read cosign attachments whatever registries.d says (`basalt verify --key`: asking is the opt-in). */
+  alwaysReadAttachments?: boolean;
 }
 
 export interface AcceptedSignature {
@@ -66,7 +68,8 @@ export class ImageEvidence {
     readonly manifestBytes: Buffer,
     private readonly options: PolicyCheckOptions,
   ) {
-    this.storage = signatureStorageFor(options.registriesD, identity);
+    const storage = signatureStorageFor(options.registriesD, identity);
+    this.storage = options.alwaysReadAttachments ? { ...storage, useSigstoreAttachments: true } : storage;
   }
 
   cosignSignatures(): Promise<CosignSignature[]> {

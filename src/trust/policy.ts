@@ -199,10 +199,9 @@ class PolicyParser {
   }
 }
 
-/** remapIdentity prefixes: a host[:port], or host/path without tag or digest. */
-function isValidPrefix(p: string): boolean {
-  if (p.includes('@') || /:[^/]*\//.test(p.replace(/^[^/]*/, ''))) return false;
-  return /^[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(p) && !p.endsWith('/');
+/** remapIdentity prefixes and registry scopes: a host[:port], or host/path without tag or digest. */
+export function isValidPrefix(p: string): boolean {
+  return /^[A-Za-z0-9.-]+(:\d+)?(\/[a-z0-9._-]+)*$/.test(p);
 }
 
 export function parsePolicy(text: string, file: string): Policy {

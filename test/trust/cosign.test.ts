@@ -290,5 +290,12 @@ test('image copy --sign-by-sigstore-private-key signs the destination; layouts a
   assert.ok(names.some((t) => /^localhost\/signed\/app:sha256-[0-9a-f]{64}\.sig$/.test(t)), JSON.stringify(names));
   // A layout has no registry name: verifying needs the identity the signer claimed.
   refusedWith(cli(['sign', `oci:${join(work, 'src-b')}:img`, '--key', join(work, 'trusted.key')]), 2, /has no registry name/);
+  // Copy-and-sign into a layout checks that before copying anything.
+  const layoutDest = join(work, 'sign-layout-dest');
+  refusedWith(cli(['image', 'copy', '-q', '--insecure-policy', '--sign-by-sigstore-private-key', join(work, 'trusted.key'), `oci:${join(work, 'src-b')}:img`, `oci:${layoutDest}:x`]), 2, /--sign-identity/);
+  assert.equal(await exists(layoutDest), false);
+  ok(['image', 'copy', '-q', '--insecure-policy', '--sign-by-sigstore-private-key', join(work, 'trusted.key'), '--sign-identity', 'example.com/os:7', `oci:${join(work, 'src-b')}:img`, `oci:${layoutDest}:x`]);
+  ok(['verify', `oci:${layoutDest}:x`, '--key', join(work, 'trusted.pub'), '--signed-identity', 'example.com/os:7']);
+  refusedWith(cli(['verify', `oci:${layoutDest}:x`, '--key', join(work, 'trusted.pub'), '--signed-identity', 'example.com/os:8']), 8, /does not match/);
   assert.deepEqual((await readdir(join(work, 'src-b'))).includes('index.json'), true);
 });
