@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { BasaltError } from '../oci/errors.js';
 import { digestOf } from '../oci/digest.js';
-import { formatReference } from '../oci/reference.js';
+import { formatReference, parseReference } from '../oci/reference.js';
 import { openSource } from '../oci/transports/index.js';
 import type { TransportOptions } from '../oci/transport.js';
 import { pushCosignSignature } from './cosign.js';
@@ -68,7 +68,8 @@ export async function signImage(imageName: string, signer: Signer, options: Sign
   if (base === undefined) throw new BasaltError('usage', `no lookaside location for the simple signature of ${imageName}`, { hint: 'pass --lookaside DIR, or set lookaside-staging for the registry in registries.d' });
   const payload = createPayload(SIMPLE_SIGNING_TYPE, dockerReference, manifestDigest, optional);
   const signature = await createSimpleSignature(payload, signer.signer);
-  const repositoryPath = identity.dockerReference?.repository ?? dockerReference.replace(/^[^/]*\//, '').replace(/[:@].*$/, '');
+  // containers/image keys lookaside paths by the repository without its host.
+  const repositoryPath = identity.dockerReference?.repository ?? parseReference(dockerReference).repository;
   const written = await writeLookasideSignature(base, repositoryPath, manifestDigest, signature);
   return { image: imageName, manifestDigest, dockerReference, format: 'simple-signing', location: written };
 }
