@@ -55,11 +55,13 @@ export interface PolicyDecision {
   requirements: RequirementResult[];
 }
 
-/** Everything evaluation reads about one image, fetched at most once. */
+/** Everything evaluation reads about one image, fetched at most once (exported for the bundle verifier). */
 export class ImageEvidence {
   private cosign: Promise<CosignSignature[]> | undefined;
   private simple: Promise<Buffer[]> | undefined;
   readonly storage: SignatureStorage;
+  /** How attachments are read (registry credentials, TLS, store root). */
+  readonly transport: TransportOptions;
 
   constructor(
     readonly imageName: string,
@@ -68,6 +70,7 @@ export class ImageEvidence {
     readonly manifestBytes: Buffer,
     private readonly options: PolicyCheckOptions,
   ) {
+    this.transport = options.transport;
     const storage = signatureStorageFor(options.registriesD, identity);
     this.storage = options.alwaysReadAttachments ? { ...storage, useSigstoreAttachments: true } : storage;
   }
