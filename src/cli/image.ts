@@ -21,6 +21,8 @@ import { addPolicyOptions, cosignSigner, CREATOR, policyCheckFrom, registriesDFr
 import { checkImagePolicy } from '../trust/enforce.js';
 import { signImage } from '../trust/sign.js';
 import { imageIdentity } from '../trust/image-identity.js';
+import { appendCosignSignatures, signatureImageFor, signaturesOf } from '../trust/cosign.js';
+import { digestOf } from '../oci/digest.js';
 import { passphraseFromEnv } from '../trust/keys.js';
 
 type Opts = Record<string, unknown>;
@@ -78,7 +80,8 @@ Image names use skopeo's transports:
     .option('--sign-by-sigstore-private-key <file>', 'sign the copied image with this cosign private key')
     .option('--sign-passphrase-file <file>', 'passphrase of the signing key (default: BASALT_PASSWORD, COSIGN_PASSWORD or a prompt)')
     .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside')
-    .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)');
+    .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)')
+    .option('--remove-signatures', 'do not copy the source\'s cosign signatures');
   addPolicyOptions(copy);
   addPlatformOptions(copy);
   addRegistryOptions(addRegistryOptions(addRegistryOptions(copy, ''), 'src-'), 'dest-');
@@ -92,6 +95,14 @@ Image names use skopeo's transports:
       throw new BasaltError('usage', `${dst} has no registry name for the signature to claim`, { hint: 'pass --sign-identity HOST/REPO:TAG, the name the image will be pulled by' });
     const source = await openSource(src, transportOptions(o, 'src', log));
     try {
+      // Signatures travel with the image, as skopeo copies them; checked before anything is written.
+      const sourceDigest = digestOf((await source.getManifest()).bytes);
+      const signatures = o.removeSignatures ? [] : await signaturesOf(src, sourceDigest, source.location, transportOptions(o, 'src', log));
+      if (signatures.length > 0) {
+        if (o.format || o.destCompress || o.destCompressFormat)
+          throw new BasaltError('usage', `${src} is signed, and --format/--dest-compress would change its digest and void the signatures`, { hint: 'pass --remove-signatures (and sign the result), or copy without conversion' });
+        signatureImageFor(dst, sourceDigest); // throws for destinations that cannot hold signatures
+      }
       const destination = await openDestination(dst, transportOptions(o, 'dest', log));
       const progress = new CopyProgress(o.quiet ? 'none' : (o.progress as ProgressMode));
       const platform = platformOption(o);
@@ -109,6 +120,10 @@ Image names use skopeo's transports:
       });
       progress.finish();
       if (o.digestfile) await writeFile(o.digestfile as string, result.digest);
+      if (signatures.length > 0) {
+        if (result.digest === sourceDigest) await appendCosignSignatures(signatureImageFor(dst, result.digest), signatures, transportOptions(o, 'dest', log));
+        else if (!o.quiet) warn(`the ${signatures.length} signature(s) of ${src} sign ${sourceDigest}, not the copied ${result.digest} (one platform of an index): not copied`);
+      }
       const gpg = typeof o.signBy === 'string' ? { kind: 'gpg' as const, signer: { keyId: o.signBy, ...(passphraseFromEnv() ? { passphrase: passphraseFromEnv() as string } : {}) } } : undefined;
       const sign = signer ?? gpg;
       if (sign) {

@@ -8,6 +8,7 @@ import { readVerifiedBlob } from '../oci/blob.js';
 import { openDestination, openSource } from '../oci/transports/index.js';
 import type { TransportOptions } from '../oci/transport.js';
 import { signBytes } from './keys.js';
+import { imageIdentity } from './image-identity.js';
 
 /**
  * cosign's "legacy" signature format, the one containers/image's `sigstoreSigned` reads: an
@@ -79,33 +80,50 @@ export interface SignResult {
  * publishes the new manifest only on commit.
  */
 export async function pushCosignSignature(signatureImage: string, payload: Buffer, privateKey: KeyObject, options: TransportOptions): Promise<SignResult> {
-  const signature = signBytes(payload, privateKey).toString('base64');
-  const payloadDesc: Descriptor = {
+  const signature: CosignSignature = { payload, signature: signBytes(payload, privateKey), annotations: {}, digest: digestOf(payload) };
+  const { digest, added } = await appendCosignSignatures(signatureImage, [signature], options);
+  return { signatureImage, digest, alreadyPresent: added === 0 };
+}
+
+/** The layer descriptor a signature is stored as. */
+function signatureLayer(sig: CosignSignature): Descriptor {
+  return {
     mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
-    digest: digestOf(payload),
-    size: payload.length,
-    annotations: { [SIGNATURE_ANNOTATION]: signature },
+    digest: digestOf(sig.payload),
+    size: sig.payload.length,
+    annotations: { ...sig.annotations, [SIGNATURE_ANNOTATION]: sig.signature.toString('base64') },
   };
+}
+
+/**
+ * Adds signatures to the signature image, keeping those already there; byte-identical
+ * duplicates (same payload, same signature) are not added twice (ECDSA signatures differ
+ * each time, so re-signing does add one). Returns the new manifest digest and how many were added.
+ */
+export async function appendCosignSignatures(signatureImage: string, signatures: readonly CosignSignature[], options: TransportOptions): Promise<{ digest: string; added: number }> {
   const existing = await existingLayers(signatureImage, options);
-  // ECDSA signatures differ each time; the same payload from the same key is still one signature
-  // in cosign's eyes only if byte-identical, so only exact duplicates are skipped.
-  if (existing.some((l) => l.digest === payloadDesc.digest && l.annotations?.[SIGNATURE_ANNOTATION] === signature))
-    return { signatureImage, digest: '', alreadyPresent: true };
-  const layers = [...existing, payloadDesc];
+  const same = (a: Descriptor, b: Descriptor): boolean => a.digest === b.digest && a.annotations?.[SIGNATURE_ANNOTATION] === b.annotations?.[SIGNATURE_ANNOTATION];
+  const fresh: { desc: Descriptor; payload: Buffer }[] = [];
+  for (const sig of signatures) {
+    const desc = signatureLayer(sig);
+    if (![...existing, ...fresh.map((f) => f.desc)].some((l) => same(l, desc))) fresh.push({ desc, payload: sig.payload });
+  }
+  if (fresh.length === 0) return { digest: '', added: 0 };
+  const layers = [...existing, ...fresh.map((f) => f.desc)];
   const configBytes = encodeJson({ architecture: '', os: '', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } });
   const config: Descriptor = { mediaType: MediaType.OciConfig, digest: digestOf(configBytes), size: configBytes.length };
   const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config, layers };
   const manifestBytes = encodeJson(manifest);
   const destination = await openDestination(signatureImage, options);
   try {
-    for (const [desc, bytes] of [[payloadDesc, payload], [config, configBytes]] as const) {
+    for (const { desc, payload } of [...fresh, { desc: config, payload: configBytes }]) {
       if (await destination.hasBlob(desc)) continue;
-      await destination.putBlob(Readable.from([bytes]), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size });
+      await destination.putBlob(Readable.from([payload]), { mediaType: desc.mediaType, digest: desc.digest, size: desc.size });
     }
     const digest = digestOf(manifestBytes);
     await destination.putManifest({ bytes: manifestBytes, mediaType: MediaType.OciManifest, digest }, { top: true });
     await destination.commit();
-    return { signatureImage, digest, alreadyPresent: false };
+    return { digest, added: fresh.length };
   } catch (e) {
     await destination.abort().catch(() => undefined);
     throw e;
@@ -128,4 +146,24 @@ async function existingLayers(signatureImage: string, options: TransportOptions)
   } finally {
     await source.close();
   }
+}
+
+/**
+ * The cosign signatures stored for `imageName` at `manifestDigest`; none for transports that
+ * keep no signatures (archives, containers-storage).
+ */
+export async function signaturesOf(imageName: string, manifestDigest: string, location: { registry: string; repository: string } | undefined, options: TransportOptions): Promise<CosignSignature[]> {
+  let signatureImage: string;
+  try {
+    signatureImage = imageIdentity(imageName, location).signatureImageName(manifestDigest);
+  } catch (e) {
+    if (isBasaltError(e, 'unsupported')) return [];
+    throw e;
+  }
+  return readCosignSignatures(signatureImage, options);
+}
+
+/** Where signatures of `imageName` at `manifestDigest` go; an 'unsupported' error for transports without signatures. */
+export function signatureImageFor(imageName: string, manifestDigest: string): string {
+  return imageIdentity(imageName).signatureImageName(manifestDigest);
 }
