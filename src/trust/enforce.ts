@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import { BasaltError, isBasaltError } from '../oci/errors.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import type { ImageSource, TransportOptions } from '../oci/transport.js';
-import { readCosignSignatures, type CosignSignature } from './cosign.js';
+import { readCosignSignatures, SIGNATURE_ANNOTATION, type CosignSignature } from './cosign.js';
 import { imageIdentity, type ImageIdentity } from './image-identity.js';
 import { identityMatches } from './identity-match.js';
 import { loadPublicKey, parsePublicKey, verifyBytes } from './keys.js';
@@ -180,7 +180,7 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
     return result;
   }
   if (!evidence.storage.useSigstoreAttachments) {
-    result.reasons.push(`registries.d (${'use-sigstore-attachments'}) does not enable sigstore attachments for ${evidence.imageName}`);
+    result.reasons.push(`registries.d does not enable sigstore attachments (use-sigstore-attachments) for ${evidence.imageName}`);
     return result;
   }
   const keys = await loadKeys(requirement.keys);
@@ -189,7 +189,7 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
   for (const sig of signatures) {
     const what = `signature ${sig.digest}`;
     if (sig.signature.length === 0) {
-      result.reasons.push(`${what} has no ${'dev.cosignproject.cosign/signature'} annotation`);
+      result.reasons.push(`${what} has no ${SIGNATURE_ANNOTATION} annotation`);
       continue;
     }
     if (!keys.some((k) => verifyBytes(sig.payload, sig.signature, k))) {
