@@ -8,6 +8,7 @@ import { formatHostHuman, readHostStatus } from '../deploy/status.js';
 import type { ImportEvent } from '../deploy/import.js';
 import { addPlatformOptions, addRegistryOptions, collect, platformOption, sourceDateEpoch, transportOptions } from './common.js';
 import { printFormatted, printJson } from './output.js';
+import { addPolicyOptions, sourceCheckFrom } from './trust.js';
 
 type Opts = Record<string, unknown>;
 
@@ -39,9 +40,12 @@ export function installCommand(): Command {
     .option('-q, --quiet', 'print nothing but errors');
   addPlatformOptions(toFs);
   addRegistryOptions(toFs, '');
+  addPolicyOptions(toFs);
   toFs.action(async (root: string, o: Opts) => {
     const platform = platformOption(o);
+    const checkSource = await sourceCheckFrom(o);
     const result = await installToFilesystem(root, o.sourceImgref as string, {
+      ...(checkSource ? { checkSource } : {}),
       stateroot: o.stateroot as string,
       kargs: o.karg as string[],
       transport: transportOptions(o, ''),
@@ -84,10 +88,14 @@ function toDiskCommand(): Command {
     .option('-q, --quiet', 'print nothing but errors');
   addPlatformOptions(toDisk);
   addRegistryOptions(toDisk, '');
+  addPolicyOptions(toDisk);
   toDisk.action(async (file: string, o: Opts) => {
+    // A policy that does not load fails before anything is written.
+    const checkSource = await sourceCheckFrom(o);
     const platform = platformOption(o);
     const epoch = sourceDateEpoch();
     const result = await installToDiskImage(file, o.sourceImgref as string, {
+      ...(checkSource ? { checkSource } : {}),
       wipe: Boolean(o.wipe),
       filesystem: o.filesystem as RootFilesystem,
       stateroot: o.stateroot as string,

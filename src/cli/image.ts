@@ -17,6 +17,13 @@ import { addPlatformOptions, addRegistryOptions, collect, commandLine, keyValue,
 import { CopyProgress, type ProgressMode } from './progress.js';
 import { printJson, warn } from './output.js';
 import { loginCommand, logoutCommand } from './login.js';
+import { addPolicyOptions, cosignSigner, CREATOR, policyCheckFrom, registriesDFrom, signTimestamp } from './trust.js';
+import { checkImagePolicy } from '../trust/enforce.js';
+import { signImage } from '../trust/sign.js';
+import { imageIdentity } from '../trust/image-identity.js';
+import { appendCosignSignatures, signatureImageFor, signaturesOf } from '../trust/cosign.js';
+import { digestOf } from '../oci/digest.js';
+import { passphraseFromEnv } from '../trust/keys.js';
 
 type Opts = Record<string, unknown>;
 
@@ -69,13 +76,33 @@ Image names use skopeo's transports:
     .option('-q, --quiet', 'print nothing but errors')
     .option('--digestfile <file>', 'write the digest of the written manifest to <file>')
     .option('--dest-chunk-size <size>', 'upload blobs to a registry in resumable chunks of <size> (e.g. 16M) instead of one request each')
-    .option('--registries-conf <file>', 'use this registries.conf instead of the system one');
+    .option('--registries-conf <file>', 'use this registries.conf instead of the system one')
+    .option('--sign-by-sigstore-private-key <file>', 'sign the copied image with this cosign private key')
+    .option('--sign-passphrase-file <file>', 'passphrase of the signing key (default: BASALT_PASSWORD, COSIGN_PASSWORD or a prompt)')
+    .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside')
+    .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)')
+    .option('--remove-signatures', 'do not copy the source\'s cosign signatures');
+  addPolicyOptions(copy);
   addPlatformOptions(copy);
   addRegistryOptions(addRegistryOptions(addRegistryOptions(copy, ''), 'src-'), 'dest-');
   copy.action(async (src: string, dst: string, o: Opts) => {
     const log = verboseLog(o);
+    const policyCheck = await policyCheckFrom(o, 'src');
+    // Keys are opened (and passphrases asked for) before anything is copied.
+    const signer = o.signBySigstorePrivateKey ? await cosignSigner(o.signBySigstorePrivateKey as string, o.signPassphraseFile) : undefined;
+    if (signer && o.signBy) throw new BasaltError('usage', 'give one of --sign-by-sigstore-private-key or --sign-by');
+    if ((signer || o.signBy) && !o.signIdentity && imageIdentity(dst).dockerReference === undefined)
+      throw new BasaltError('usage', `${dst} has no registry name for the signature to claim`, { hint: 'pass --sign-identity HOST/REPO:TAG, the name the image will be pulled by' });
     const source = await openSource(src, transportOptions(o, 'src', log));
     try {
+      // Signatures travel with the image, as skopeo copies them; checked before anything is written.
+      const sourceDigest = digestOf((await source.getManifest()).bytes);
+      const signatures = o.removeSignatures ? [] : await signaturesOf(src, sourceDigest, source.location, transportOptions(o, 'src', log));
+      if (signatures.length > 0) {
+        if (o.format || o.destCompress || o.destCompressFormat)
+          throw new BasaltError('usage', `${src} is signed, and --format/--dest-compress would change its digest and void the signatures`, { hint: 'pass --remove-signatures (and sign the result), or copy without conversion' });
+        signatureImageFor(dst, sourceDigest); // throws for destinations that cannot hold signatures
+      }
       const destination = await openDestination(dst, transportOptions(o, 'dest', log));
       const progress = new CopyProgress(o.quiet ? 'none' : (o.progress as ProgressMode));
       const platform = platformOption(o);
@@ -86,16 +113,29 @@ Image names use skopeo's transports:
         ...(o.format ? { format: o.format as ManifestFormat } : {}),
         ...(compress ? { destCompress: compress } : {}),
         onEvent: progress.onEvent,
-        ...(o.preserveDigests
-          ? {
-              beforeWrite: async () => {
-                if (o.format || compress) throw new BasaltError('usage', '--preserve-digests cannot be combined with --format or --dest-compress, which change digests');
-              },
-            }
-          : {}),
+        beforeWrite: async () => {
+          if (o.preserveDigests && (o.format || compress)) throw new BasaltError('usage', '--preserve-digests cannot be combined with --format or --dest-compress, which change digests');
+          if (policyCheck) await checkImagePolicy(source, src, policyCheck);
+        },
       });
       progress.finish();
       if (o.digestfile) await writeFile(o.digestfile as string, result.digest);
+      if (signatures.length > 0) {
+        if (result.digest === sourceDigest) await appendCosignSignatures(signatureImageFor(dst, result.digest), signatures, transportOptions(o, 'dest', log));
+        else if (!o.quiet) warn(`the ${signatures.length} signature(s) of ${src} sign ${sourceDigest}, not the copied ${result.digest} (one platform of an index): not copied`);
+      }
+      const gpg = typeof o.signBy === 'string' ? { kind: 'gpg' as const, signer: { keyId: o.signBy, ...(passphraseFromEnv() ? { passphrase: passphraseFromEnv() as string } : {}) } } : undefined;
+      const sign = signer ?? gpg;
+      if (sign) {
+        const signed = await signImage(dst, sign, {
+          transport: transportOptions(o, 'dest', log),
+          creator: CREATOR,
+          timestamp: signTimestamp(),
+          registriesD: await registriesDFrom(o),
+          ...(o.signIdentity ? { identity: o.signIdentity as string } : {}),
+        });
+        if (!o.quiet) process.stderr.write(`Signed ${signed.manifestDigest} as ${signed.dockerReference}: ${signed.location}\n`);
+      }
     } finally {
       await source.close();
     }

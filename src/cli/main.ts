@@ -5,6 +5,7 @@ import { vmCommand } from './media.js';
 import { baseCommand, buildCommand, containerCommand } from './build.js';
 import { diskCommand, installCommand, statusCommand } from './deploy.js';
 import { aciCommand } from './aci.js';
+import { keygenCommand, policyCommand, signCommand, verifyCommand } from './trust.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   program.addCommand(diskCommand());
   program.addCommand(vmCommand());
   program.addCommand(aciCommand());
+  for (const c of [keygenCommand(), signCommand(), verifyCommand(), policyCommand()]) program.addCommand(c);
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);
   return program;

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from '../oci/fsutil.js';
 import type { Platform } from '../oci/manifest.js';
 import type { TransportOptions } from '../oci/transport.js';
-import { importImageByName, type ImportEvent, type ImportResult } from './import.js';
+import { importImageByName, type ImportEvent, type ImportResult, type SourceCheck } from './import.js';
 import { kargsOfCommit, unameArchitecture } from './kargs.js';
 import { formatOrigin, imageSpecOf, type ImageSpec } from './origin.js';
 import { DEPLOYMENT_KARG, deploymentKargValue, nextDeploySerial, ostreeDeploy, repoOf, type Deployment } from './sysroot.js';
@@ -20,6 +20,8 @@ export interface DeployImageOptions {
   transport?: TransportOptions;
   platform?: Platform;
   onProgress?: (event: ImportEvent) => void;
+  /** Called with the opened source before anything is imported; throwing refuses the deployment. */
+  checkSource?: SourceCheck;
 }
 
 export interface DeployImageResult {
@@ -44,6 +46,7 @@ export async function deployImage(sysroot: string, imageName: string, options: D
     ...(options.transport ? { transport: options.transport } : {}),
     ...(options.platform ? { platform: options.platform } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.checkSource ? { checkSource: options.checkSource } : {}),
   });
   const { image, ...importResult } = imported;
   const imageKargs = await kargsOfCommit(repo, imported.commit, unameArchitecture(image.config.architecture));

@@ -1,7 +1,7 @@
 import { openUncompressed, readImage, serializeImage, type Image } from '../oci/image.js';
 import { openSource } from '../oci/transports/index.js';
 import type { Platform } from '../oci/manifest.js';
-import type { TransportOptions } from '../oci/transport.js';
+import type { ImageSource, TransportOptions } from '../oci/transport.js';
 import { commitLayer, layerRef, LAYER_REF_PREFIX } from './layer-commit.js';
 import { mergeLayers } from './merge.js';
 import { formatGVariantStringArray } from './gvariant-text.js';
@@ -124,10 +124,19 @@ export async function importImage(repo: string, image: Image, options: ImportOpt
   return { ...base, commit: merged.commit, layers, imported, mergeReused: false };
 }
 
+/** Refuses an image before anything is imported (the signature policy: trust/enforce.ts). */
+export type SourceCheck = (source: ImageSource, imageName: string) => Promise<void>;
+
 /** Opens `imageName` through its transport, reads it (for `platform`) and imports it. */
-export async function importImageByName(repo: string, imageName: string, options: { transport?: TransportOptions; platform?: Platform; ref?: string; onProgress?: (e: ImportEvent) => void } = {}): Promise<ImportResult & { image: Image }> {
+export async function importImageByName(
+  repo: string,
+  imageName: string,
+  options: { transport?: TransportOptions; platform?: Platform; ref?: string; onProgress?: (e: ImportEvent) => void; checkSource?: SourceCheck } = {},
+): Promise<ImportResult & { image: Image }> {
   const source = await openSource(imageName, options.transport ?? {});
   try {
+    // The signature policy judges the very source the image is then read from, before any import.
+    await options.checkSource?.(source, imageName);
     const image = await readImage(source, options.platform ? { platform: options.platform } : {});
     const result = await importImage(repo, image, { imageName, ...(options.ref ? { ref: options.ref } : {}), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
     return { ...result, image };
