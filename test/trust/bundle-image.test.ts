@@ -10,6 +10,8 @@ import { MediaType } from '../../src/oci/media-types.js';
 import { dockerTransport } from '../../src/oci/registry/transport.js';
 import type { ImageSource } from '../../src/oci/transport.js';
 import { COSIGN_SIGN_PREDICATE_TYPE, findImageBundles, referrersTag, verifyImageBundles } from '../../src/trust/bundle/index.js';
+import { checkImagePolicy } from '../../src/trust/enforce.js';
+import { parsePolicy } from '../../src/trust/policy.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { SHARED } from '../harness/tools.js';
@@ -118,6 +120,20 @@ describe('sigstore bundles attached to images in a registry', () => {
     assert.equal(verified[0]?.referrer, referrer);
     assert.deepEqual(verified[0]?.annotations, { team: 'platform' });
     assert.equal(verified[0]?.transparencyLogEntries, 0);
+  });
+
+  it('a sigstoreSigned policy (keyData) accepts a key-signed bundle through checkImagePolicy, and refuses another key', async () => {
+    const { source, digest } = await pushNewImage('app/policy', 'v1');
+    await attach('app/policy', subjectOf(digest), [keyedBundle(signer.privateKey, statementFor(digest))]);
+    const policyFor = (pem: Buffer): ReturnType<typeof parsePolicy> =>
+      parsePolicy(JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [`${reg.host}/app`]: [{ type: 'sigstoreSigned', keyData: pem.toString('base64'), signedIdentity: { type: 'matchRepository' } }] } } }), 'test-policy.json');
+    const registriesD = { dir: '(test)', defaultDocker: { useSigstoreAttachments: true }, docker: new Map() };
+    const name = `docker://${reg.host}/app/policy:v1`;
+    const decision = await checkImagePolicy(source, name, { policy: policyFor(signerPem), registriesD, transport: opts });
+    const signatures = decision.requirements.flatMap((r) => r.signatures);
+    assert.equal(signatures.length, 1);
+    assert.equal(signatures[0]?.format, 'sigstore-bundle');
+    await assert.rejects(checkImagePolicy(source, name, { policy: policyFor(strangerPem), registriesD, transport: opts }), (e: unknown) => isBasaltError(e, 'policy') && /sigstoreSigned/.test((e as Error).message));
   });
 
   it('requires a transparency-log entry unless the policy waives it for keys', async () => {
