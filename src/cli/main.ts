@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
 import { vmCommand } from './media.js';
+import { isoCommand } from './iso.js';
 import { baseCommand, buildCommand, containerCommand } from './build.js';
 import { diskCommand, installCommand, statusCommand } from './deploy.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand());
   program.addCommand(diskCommand());
   program.addCommand(vmCommand());
+  program.addCommand(isoCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);
   return program;
