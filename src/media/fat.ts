@@ -2,7 +2,7 @@
  * The EFI system partition as a FAT32 image file, made with dosfstools and filled from a
  * staging directory with mtools — no loop device, no mount.
  */
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { runTool } from './run-tool.js';
@@ -93,5 +93,25 @@ export async function writeFatFile(image: string, path: string, data: Buffer, sc
     throw new BasaltError('tool', `mcopy into the FAT image ${image} failed: ${why}`);
   } finally {
     await rm(src, { force: true });
+  }
+}
+
+/**
+ * Copies every file of the FAT image `from` into a new, larger FAT image `to` of `size`
+ * bytes (FAT12/16/32 as mkfs.fat picks for the size), keeping the volume label.
+ */
+export async function growFatImage(from: string, to: string, size: number, scratchDir: string): Promise<void> {
+  const tree = join(scratchDir, `fat-tree-${Date.now()}`);
+  await mkdir(tree, { recursive: true });
+  try {
+    const env = mtoolsEnv(undefined);
+    await runTool('mcopy', ['-s', '-p', '-m', '-n', '-i', from, '::/*', `${tree}/`], { env });
+    const label = /Volume label is (.+)$/m.exec((await runTool('mlabel', ['-i', from, '-s', '::'], { env, allowFailure: true })).stdout)?.[1]?.trim();
+    await rm(to, { force: true });
+    await runTool('mkfs.vfat', [...(label ? ['-n', label.slice(0, 11)] : []), '-C', to, String(Math.floor(size / 1024))]);
+    const entries = (await readdir(tree)).sort();
+    if (entries.length) await runTool('mcopy', ['-s', '-p', '-m', '-Q', '-i', to, ...entries.map((e) => join(tree, e)), '::/'], { env });
+  } finally {
+    await rm(tree, { recursive: true, force: true });
   }
 }

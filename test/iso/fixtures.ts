@@ -119,6 +119,9 @@ export async function grubMkrescueIso(): Promise<string> {
   return join(dir, 'grub.iso');
 }
 
+/** Fedora's grub.cfg says linuxefi/initrdefi: Debian's GRUB has them in the linuxefi module. */
+const GRUB_EFI_MODULES = ['part_gpt', 'part_msdos', 'fat', 'iso9660', 'normal', 'linux', 'linuxefi', 'search', 'search_label', 'configfile', 'echo', 'all_video', 'gzio', 'test'];
+
 /** The CentOS/Fedora layout (isolinux + efiboot.img), built with lorax's mkisofs arguments. */
 export async function loraxStyleIso(): Promise<string> {
   for (const t of ['xorriso', 'grub-mkimage', 'mkfs.vfat', 'mcopy', 'mmd']) requireTool(t);
@@ -145,7 +148,7 @@ export async function loraxStyleIso(): Promise<string> {
     `  append initrd=/images/pxeboot/initrd.img ${stage2} console=ttyS0 quiet`,
     '',
   ].join('\n');
-  const dir = await cachedFixture(cacheKey('iso-lorax-style', { kernel, initramfs, grubCfg, isolinuxCfg, v: toolVersions() }), async (out) => {
+  const dir = await cachedFixture(cacheKey('iso-lorax-style', { kernel, initramfs, grubCfg, isolinuxCfg, GRUB_EFI_MODULES, v: toolVersions() }), async (out) => {
     const tree = join(out, 'tree');
     for (const d of ['isolinux', 'images/pxeboot', 'EFI/BOOT']) await mkdir(join(tree, d), { recursive: true });
     await copyFile(kernel, join(tree, 'images/pxeboot/vmlinuz'));
@@ -156,7 +159,7 @@ export async function loraxStyleIso(): Promise<string> {
     await writeFile(join(tree, 'EFI/BOOT/grub.cfg'), grubCfg);
     // GRUB EFI with its prefix in EFI/BOOT, the way Fedora's grubx64.efi looks for grub.cfg.
     const efi = join(tree, 'EFI/BOOT/BOOTX64.EFI');
-    run('grub-mkimage', ['-O', 'x86_64-efi', '-p', '/EFI/BOOT', '-o', efi, 'part_gpt', 'part_msdos', 'fat', 'iso9660', 'normal', 'linux', 'search', 'search_label', 'configfile', 'echo', 'all_video', 'gzio', 'test']);
+    run('grub-mkimage', ['-O', 'x86_64-efi', '-p', '/EFI/BOOT', '-o', efi, ...GRUB_EFI_MODULES]);
     const img = join(tree, 'images/efiboot.img');
     run('mkfs.vfat', ['-C', img, '4096']);
     const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };

@@ -194,3 +194,50 @@ test('bad input: clear errors, non-zero exit, no OUT.iso left behind', async () 
     assert.equal(basalt(['iso', 'info', notIso]).status, 5);
   });
 });
+
+test('a full EFI image is rebuilt larger and relocated: catalog, MBR and GPT follow it', async () => {
+  for (const t of ['xorriso', 'mkfs.vfat', 'mcopy', 'mdir', 'mtype', 'fsck.vfat', 'checkisomd5']) requireTool(t);
+  await withTempDir('iso-efi-full', async (dir) => {
+    const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+    const tree = join(dir, 'tree');
+    for (const d of ['isolinux', 'images', 'EFI/BOOT']) await mkdir(join(tree, d), { recursive: true });
+    await copyFile('/usr/lib/ISOLINUX/isolinux.bin', join(tree, 'isolinux/isolinux.bin'));
+    await writeFile(join(tree, 'isolinux/isolinux.cfg'), 'default linux\nlabel linux\n  kernel /vmlinuz\n  append initrd=/initrd.img quiet\n');
+    const grubCfg = "search -l 'FULL EFI'\nmenuentry x {\n  linuxefi /vmlinuz quiet\n}\n";
+    await writeFile(join(tree, 'EFI/BOOT/grub.cfg'), grubCfg);
+    await writeFile(join(tree, 'vmlinuz'), 'not a kernel');
+    // A 1 MiB FAT image with its grub.cfg and a filler taking every free byte.
+    const img = join(tree, 'images/efiboot.img');
+    run('mkfs.vfat', ['-C', img, '1024']);
+    run('mmd', ['-i', img, '::/EFI', '::/EFI/BOOT'], { env });
+    run('mcopy', ['-i', img, join(tree, 'EFI/BOOT/grub.cfg'), '::/EFI/BOOT/grub.cfg'], { env });
+    const free = Number(/([\d ]+) bytes free/.exec(run('mdir', ['-i', img, '::/'], { env }))?.[1]?.replace(/ /g, ''));
+    await writeFile(join(dir, 'fill.bin'), randomBytes(free));
+    run('mcopy', ['-i', img, join(dir, 'fill.bin'), '::/FILL.BIN'], { env });
+    const iso = join(dir, 'full.iso');
+    run('xorriso', ['-as', 'mkisofs', '-o', iso, '-isohybrid-mbr', '/usr/lib/ISOLINUX/isohdpfx.bin', '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat', '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table', '-eltorito-alt-boot', '-e', 'images/efiboot.img', '-no-emul-boot', '-isohybrid-gpt-basdat', '-R', '-J', '-V', 'FULL EFI', tree]);
+    type Info = { bootCatalog: { entries: { platform: string; lba: number; sectorCount: number }[] }; mbr: { type: number; startLba: number; sizeBlocks: number }[]; gpt: { partitions: { firstLba: number; lastLba: number }[] } };
+    const before = JSON.parse(basaltOk(['iso', 'info', iso, '--format', 'json'])) as Info;
+    const longArgs = Array.from({ length: 120 }, (_, i) => `basalt.arg${i}=${'x'.repeat(40)}`).join(' ');
+    const out = join(dir, 'out.iso');
+    const report = JSON.parse(basaltOk(['iso', 'remaster', iso, out, '-c', longArgs, '--format', 'json'])) as { efiImage: string };
+    assert.equal(report.efiImage, 'relocated');
+    assert.equal(checkisomd5(out), 0);
+    const after = JSON.parse(basaltOk(['iso', 'info', out, '--format', 'json'])) as Info;
+    const oldUefi = before.bootCatalog.entries.find((e) => e.platform === 'uefi');
+    const newUefi = after.bootCatalog.entries.find((e) => e.platform === 'uefi');
+    assert.ok(oldUefi && newUefi && newUefi.lba > oldUefi.lba, 'the catalog points at the new place');
+    // The file in the tree, the catalog, the MBR 0xef entry and the GPT entry all name the same new image.
+    const efiboot = join(dir, 'efiboot.img');
+    const extracted = xorrisoExtract(out, '/images/efiboot.img', efiboot);
+    assert.ok(extracted.length > 1024 * 1024);
+    const efiMbr = after.mbr.find((p) => p.type === 0xef);
+    assert.deepEqual([efiMbr?.startLba, efiMbr?.sizeBlocks], [newUefi.lba * 4, extracted.length / 512]);
+    assert.ok(after.gpt.partitions.some((p) => p.firstLba === newUefi.lba * 4 && p.lastLba === newUefi.lba * 4 + extracted.length / 512 - 1));
+    assert.equal(newUefi.sectorCount, extracted.length / 512);
+    run('fsck.vfat', ['-n', efiboot]);
+    assert.match(run('mtype', ['-i', efiboot, '::/EFI/BOOT/grub.cfg'], { env }), /basalt\.arg119=x{40}\n/);
+    run('mcopy', ['-n', '-i', efiboot, '::/FILL.BIN', join(dir, 'fill.out')], { env });
+    assert.deepEqual(await readFile(join(dir, 'fill.out')), await readFile(join(dir, 'fill.bin')), 'the other files came along');
+  });
+});

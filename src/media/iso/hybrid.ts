@@ -150,3 +150,33 @@ export function resizeHybridLayout(systemArea: Buffer, oldSize: number, newSize:
     oldBackupRange: oldBackupLba > 0 && oldBackupLba < oldBlocks ? { start: (oldBackupLba - oldArrayBlocks) * BLOCK, end: (oldBackupLba + 1) * BLOCK } : undefined,
   } as ResizedHybrid;
 }
+
+/**
+ * Points the MBR and GPT entries that describe an image at [oldStart, +oldBlocks) — the
+ * El Torito EFI image exposed as a partition — at its new place (512-byte blocks). The GPT
+ * CRCs are left for resizeHybridLayout, which runs after.
+ */
+export function moveHybridPartition(systemArea: Buffer, oldStart: number, newStart: number, newBlocks: number): Buffer {
+  const area = Buffer.from(systemArea);
+  if (area[510] === 0x55 && area[511] === 0xaa) {
+    for (let i = 0; i < 4; i++) {
+      const o = 446 + i * 16;
+      if (area.readUInt32LE(o + 12) === 0 || area.readUInt32LE(o + 8) !== oldStart) continue;
+      area.writeUInt32LE(newStart, o + 8);
+      area.writeUInt32LE(newBlocks, o + 12);
+    }
+  }
+  const header = area.subarray(BLOCK, 2 * BLOCK);
+  if (header.toString('latin1', 0, 8) !== 'EFI PART') return area;
+  const entriesLba = Number(header.readBigUInt64LE(72));
+  const entryCount = header.readUInt32LE(80);
+  const entrySize = header.readUInt32LE(84);
+  if (entriesLba * BLOCK + entryCount * entrySize > SYSTEM_AREA) return area;
+  for (let i = 0; i < entryCount; i++) {
+    const e = area.subarray(entriesLba * BLOCK + i * entrySize, entriesLba * BLOCK + (i + 1) * entrySize);
+    if (e.subarray(0, 16).every((b) => b === 0) || Number(e.readBigUInt64LE(32)) !== oldStart) continue;
+    e.writeBigUInt64LE(BigInt(newStart), 32);
+    e.writeBigUInt64LE(BigInt(newStart + newBlocks - 1), 40);
+  }
+  return area;
+}

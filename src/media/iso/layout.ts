@@ -12,6 +12,8 @@ export interface LayoutOptions {
   pxLength: number;
   /** 7-byte recording date for new records. */
   date: Buffer;
+  /** Data to place that no directory names (an El Torito image outside the trees). */
+  extraContents?: Content[];
 }
 
 export interface TreeLayout {
@@ -149,6 +151,12 @@ export function layoutTrees(trees: IsoTree[], startLba: number, options: LayoutO
         lba += sectorsFor(size);
       }
     }
+  }
+  for (const content of options.extraContents ?? []) {
+    if (contentPlace.has(content)) continue;
+    contentPlace.set(content, { lba, size: contentSize(content) });
+    contents.push({ content, lba });
+    lba += sectorsFor(contentSize(content));
   }
 
   // Pass 2: encode with every place known.

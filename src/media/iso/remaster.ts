@@ -9,13 +9,15 @@ import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { BasaltError, ioError } from '../../oci/errors.js';
 import { makeTempDir, writeWithHandleAtomic } from '../../oci/fsutil.js';
-import { readFatFile, writeFatFile } from '../fat.js';
+import { growFatImage, readFatFile, writeFatFile } from '../fat.js';
 import { PVD, SECTOR, VD_PRIMARY, recordingDate, writeBoth32 } from './format.js';
 import { IsoImage } from './reader.js';
 import { contentFromPath, findNode, loadTree, putFile, type Content, type IsoTree } from './tree.js';
 import { layoutTrees } from './layout.js';
 import { configFlavor, editBootConfig, escapeLabel, type BootEdits } from './bootconfig.js';
-import { resizeHybridLayout } from './hybrid.js';
+import { moveHybridPartition, resizeHybridLayout } from './hybrid.js';
+import { relocateBootEntry, type BootEntry } from './eltorito.js';
+import { extentsOf } from './reader.js';
 import { APPLICATION_USE_SIZE, IsoMd5Hasher, applicationUseOffset } from './isomd5.js';
 import { ImageSink, type Patch } from './output.js';
 
@@ -39,7 +41,7 @@ export interface RemasterReport {
   output: string;
   volumeId: string;
   configs: { path: string; kernelLines: number }[];
-  efiImage: 'edited in place' | 'no grub.cfg inside' | 'none';
+  efiImage: 'edited in place' | 'relocated' | 'no grub.cfg inside' | 'none';
   added: string[];
   bytes: number;
   md5?: string;
@@ -151,19 +153,42 @@ async function remasterOpen(image: IsoImage, options: RemasterOptions, scratch: 
     });
 
   const patches: Patch[] = [];
-  const efiImage = await editEfiImage(image, edits, scratch, patches, configs);
+  const efi = await editEfiImage(image, edits, scratch, patches, configs);
+  // A relocated EFI image replaces the file that held it (if a directory names it) and is
+  // placed with the new data; the catalog and partition entries follow it below.
+  const extraContents: Content[] = [];
+  if (efi.relocated) {
+    const { content, entry } = efi.relocated;
+    let holder: string | undefined;
+    await image.walk('primary', (path, e) => {
+      if (!e.isDirectory && extentsOf(e)[0]?.extent === entry.lba) holder ??= path;
+    });
+    if (holder) {
+      for (const t of trees) if (findNode(t, holder)) putFile(t, holder, content);
+    } else extraContents.push(content);
+  }
 
   // Where new data goes: after everything the input holds (appended partitions included).
   const inputBytes = image.fileSize;
   const startLba = Math.ceil(inputBytes / SECTOR);
   const date = recordingDate(options.sourceDateEpoch !== undefined ? new Date(options.sourceDateEpoch * 1000) : new Date());
-  const layout = layoutTrees(trees, startLba, { rockRidge: image.rockRidge, pxLength: image.pxLength, date });
+  const layout = layoutTrees(trees, startLba, { rockRidge: image.rockRidge, pxLength: image.pxLength, date, extraContents });
   const gptArrayBlocks = image.hybrid.gpt ? Math.ceil((image.hybrid.gpt.entryCount * image.hybrid.gpt.entrySize) / 512) : 0;
   let outputBytes = layout.endLba * SECTOR + (image.hybrid.gpt ? Math.ceil(((gptArrayBlocks + 1) * 512) / SECTOR) * SECTOR : 0);
   // Keep isohybrid's whole-cylinder size when the input had it.
   if (inputBytes % MiB === 0) outputBytes = Math.ceil(outputBytes / MiB) * MiB;
 
-  const hybrid = resizeHybridLayout(image.systemArea, inputBytes, outputBytes);
+  let systemArea = image.systemArea;
+  if (efi.relocated) {
+    const { content, entry } = efi.relocated;
+    const placed = layout.contents.find((c) => c.content === content);
+    if (!placed || !image.catalog || !image.catalogSector) throw new Error('ISO writer: the relocated EFI image was not placed');
+    const newSize = content.kind === 'buffer' ? content.data.length : content.size;
+    const count = entry.sectorCount === 0 ? 0 : newSize / 512;
+    patches.push({ offset: image.catalog.lba * SECTOR, data: relocateBootEntry(image.catalogSector, entry, placed.lba, count) });
+    systemArea = moveHybridPartition(systemArea, entry.lba * 4, placed.lba * 4, newSize / 512);
+  }
+  const hybrid = resizeHybridLayout(systemArea, inputBytes, outputBytes);
   patches.push({ offset: 0, data: hybrid.systemArea });
   if (hybrid.oldBackupRange) patches.push({ offset: hybrid.oldBackupRange.start, data: Buffer.alloc(hybrid.oldBackupRange.end - hybrid.oldBackupRange.start) });
 
@@ -217,41 +242,59 @@ async function remasterOpen(image: IsoImage, options: RemasterOptions, scratch: 
     output: options.output,
     volumeId,
     configs,
-    efiImage,
+    efiImage: efi.result,
     added,
     bytes: outputBytes,
     ...(appUse ? { md5: appUse.toString('latin1', 13, 45) } : {}),
   };
 }
 
+interface EfiEdit {
+  result: RemasterReport['efiImage'];
+  /** Set when the edited image no longer fit and was rebuilt larger, to go elsewhere. */
+  relocated?: { content: Content; entry: BootEntry };
+}
+
+/** The grub.cfg locations inside an EFI image that Fedora-family and Debian installers use. */
+const EFI_IMAGE_CONFIGS = ['/EFI/BOOT/grub.cfg', '/boot/grub/grub.cfg'];
+
 /**
  * The El Torito UEFI image (efiboot.img) has its own grub.cfg on Fedora-family ISOs: edit
- * it inside the FAT image with mtools and lay the image back over its old place.
+ * it inside the FAT image with mtools and lay the image back over its old place; when the
+ * filesystem has no room, rebuild it larger to be placed with the new data.
  */
-async function editEfiImage(image: IsoImage, edits: BootEdits, scratch: string, patches: Patch[], configs: { path: string; kernelLines: number }[]): Promise<RemasterReport['efiImage']> {
+async function editEfiImage(image: IsoImage, edits: BootEdits, scratch: string, patches: Patch[], configs: { path: string; kernelLines: number }[]): Promise<EfiEdit> {
   const entry = image.catalog?.entries.find((e) => e.platform === 'uefi');
-  if (!entry) return 'none';
+  if (!entry) return { result: 'none' };
   const bootSector = await image.readExtent(entry.lba, 512);
-  if (bootSector[510] !== 0x55 || bootSector[511] !== 0xaa) return 'none';
+  if (bootSector[510] !== 0x55 || bootSector[511] !== 0xaa) return { result: 'none' };
   const bytesPerSector = bootSector.readUInt16LE(11);
   const sectors = bootSector.readUInt16LE(19) || bootSector.readUInt32LE(32);
   const size = bytesPerSector * sectors;
-  if (![512, 1024, 2048, 4096].includes(bytesPerSector) || size === 0 || entry.lba * SECTOR + size > image.fileSize) return 'none';
-  const fat = join(scratch, 'efiboot.img');
+  if (![512, 1024, 2048, 4096].includes(bytesPerSector) || size === 0 || entry.lba * SECTOR + size > image.fileSize) return { result: 'none' };
+  let fat = join(scratch, 'efiboot.img');
   await writeFile(fat, await image.readExtent(entry.lba, size));
   let edited = false;
-  for (const path of ['/EFI/BOOT/grub.cfg', '/EFI/BOOT/BOOT.conf', '/boot/grub/grub.cfg']) {
+  let grown = false;
+  for (const path of EFI_IMAGE_CONFIGS) {
     const before = await readFatFile(fat, path, scratch);
     if (!before) continue;
     const result = editBootConfig(before.toString('latin1'), 'grub', edits);
     configs.push({ path: `efi-image:${path}`, kernelLines: result.kernelLines });
     if (result.text === before.toString('latin1')) continue;
-    if (!(await writeFatFile(fat, path, Buffer.from(result.text, 'latin1'), scratch)))
-      throw new BasaltError('unsupported', `the EFI boot image of ${image.path} has no room for its edited ${path}`, { hint: 'relocating a full EFI image is not implemented yet; shorten the added kernel arguments' });
+    const data = Buffer.from(result.text, 'latin1');
+    if (!(await writeFatFile(fat, path, data, scratch))) {
+      const bigger = join(scratch, 'efiboot-grown.img');
+      await growFatImage(fat, bigger, Math.ceil((size + Math.max(size / 4, 1024 * 1024) + data.length) / MiB) * MiB, scratch);
+      fat = bigger;
+      grown = true;
+      if (!(await writeFatFile(fat, path, data, scratch))) throw new BasaltError('tool', `the grown EFI boot image of ${image.path} still has no room for ${path}`);
+    }
     edited = true;
   }
-  if (!edited) return 'no grub.cfg inside';
-  patches.push({ offset: entry.lba * SECTOR, data: await readFile(fat) });
-  return 'edited in place';
+  if (!edited) return { result: 'no grub.cfg inside' };
+  const data = await readFile(fat);
+  if (grown) return { result: 'relocated', relocated: { content: { kind: 'buffer', data }, entry } };
+  patches.push({ offset: entry.lba * SECTOR, data });
+  return { result: 'edited in place' };
 }
-
