@@ -41,7 +41,9 @@ if [ -z "$ks" ]; then
   $bb echo ${NO_KS}
 else
   rest="\${ks#hd:LABEL=}"
-  label="$($bb echo "\${rest%%:*}" | $bb sed 's/\\\\x20/ /g')"
+  # udev's \x20 for a space. Debian's GRUB 2.06 re-escapes backslashes on the way to the
+  # kernel (\x20 arrives as \\x20, an unquoted one as x20); Fedora's passes \x20 intact.
+  label="$($bb echo "\${rest%%:*}" | $bb sed -e 's/\\\\\\\\x20/ /g' -e 's/\\\\x20/ /g' -e 's/x20/ /g')"
   path="\${rest#*:}"
   found=
   for i in $($bb seq 1 60); do

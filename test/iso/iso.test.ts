@@ -28,6 +28,17 @@ async function pvdDates(path: string): Promise<Buffer> {
   }
 }
 
+async function applicationUse(path: string): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    await fh.read(buf, 0, 512, 16 * 2048 + 883);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** What xorriso itself extracts from an image (the independent reader). */
 function xorrisoExtract(iso: string, path: string, out: string): Buffer {
   run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', path, out]);
@@ -77,12 +88,17 @@ test('iso ls reads the Joliet tree and a volume id with spaces (lorax layout)', 
 });
 
 test('remaster of the grub-mkrescue image: kickstart and arguments in, checkisomd5 passes, dates and GPT hold', async () => {
-  for (const t of ['xorriso', 'checkisomd5', 'sgdisk']) requireTool(t);
+  for (const t of ['xorriso', 'checkisomd5', 'implantisomd5', 'sgdisk']) requireTool(t);
   const iso = await grubMkrescueIso();
   await withTempDir('iso-remaster-grub', async (dir) => {
     const out = join(dir, 'out.iso');
     const report = JSON.parse(basaltOk(['iso', 'remaster', iso, out, '--ks', KICKSTART, '-c', 'basalt.test=1 rd.debug', '-r', 'quiet', '--format', 'json'])) as { md5: string; configs: { path: string; kernelLines: number }[] };
     assert.equal(checkisomd5(out), 0, 'checkisomd5 accepts the implanted checksum');
+    // implantisomd5 --force over a copy writes exactly what basalt implanted while writing.
+    const copy = join(dir, 'copy.iso');
+    await copyFile(out, copy);
+    run('implantisomd5', ['--force', copy]);
+    assert.deepEqual(await applicationUse(out), await applicationUse(copy));
     assert.deepEqual(await pvdDates(out), await pvdDates(iso), 'the PVD dates are byte for byte the input\'s');
     assert.match(run('sgdisk', ['-v', out]), /No problems found/);
     const cfg = xorrisoExtract(out, '/boot/grub/grub.cfg', join(dir, 'grub.cfg')).toString();

@@ -21,6 +21,8 @@ export interface IsoEntry {
   isDirectory: boolean;
   mode?: number;
   symlink?: string;
+  /** Rock Ridge relocation entries (RE, CL, PL) are present. */
+  relocated?: boolean;
 }
 
 export interface VolumeDescriptor {
@@ -201,6 +203,7 @@ export class IsoImage {
         isDirectory,
         ...(rr.mode !== undefined ? { mode: rr.mode } : {}),
         ...(rr.symlink !== undefined ? { symlink: rr.symlink } : {}),
+        ...(rr.relocated ? { relocated: true } : {}),
       });
     }
     // Multi-extent files come as several records under one name: the parts are concatenated.

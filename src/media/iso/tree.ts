@@ -7,7 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { BasaltError, ioError } from '../../oci/errors.js';
 import { FLAG_DIRECTORY, encodeJoliet, parseDirectory, type DirRecord } from './format.js';
-import { rockRidgeEntries, rockRidgeInfo } from './rockridge.js';
+import { rockRidgeEntries } from './rockridge.js';
 import type { IsoImage, TreeKind } from './reader.js';
 
 /** New file data: bytes in memory or a local file streamed at write time. Shared by both trees. */
@@ -68,10 +68,8 @@ async function fillDir(image: IsoImage, kind: TreeKind, node: DirNode, record: D
   node.selfRecord = records[0]?.raw;
   node.parentRecord = records[1]?.raw;
   for (const entry of await image.list(record, kind)) {
-    if (kind === 'primary' && image.rockRidge) {
-      if (rockRidgeInfo(await image.suspEntries(entry.record)).relocated)
-        throw new BasaltError('unsupported', `${image.path} uses Rock Ridge directory relocation (directories deeper than 8 levels), which basalt does not rewrite`);
-    }
+    if (entry.relocated)
+      throw new BasaltError('unsupported', `${image.path} uses Rock Ridge directory relocation (directories deeper than 8 levels), which basalt does not rewrite`);
     const parts = (entry as { parts?: DirRecord[] }).parts ?? [entry.record];
     if (entry.isDirectory) {
       const child: DirNode = { kind: 'dir', name: entry.name, listingRecord: entry.record.raw, children: [] };
