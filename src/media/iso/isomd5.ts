@@ -8,7 +8,7 @@
  * the end of the first 32 KiB read whose start falls in the next twentyfirst of the data,
  * the read size both tools use.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { PVD, SECTOR } from './format.js';
 
 export const SKIP_SECTORS = 15;
@@ -31,46 +31,99 @@ function fragmentCheckpoints(total: number): number[] {
   return points;
 }
 
+/**
+ * MD5 runs on a worker thread so that hashing overlaps the reads and writes of the main
+ * thread (one pass at the speed of the slower of the two, not their sum). Eval'd source
+ * keeps it inside the single-file bundle. Each batch is acknowledged, and at most
+ * IN_FLIGHT batches wait, so memory stays bounded whatever the image size.
+ */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const { total, checkpoints, digits } = workerData;
+const hash = createHash('md5');
+let hashed = 0, next = 0, fragments = '';
+parentPort.on('message', (m) => {
+  if (m.buffer) {
+    let data = new Uint8Array(m.buffer, 0, m.length);
+    while (data.length > 0 && hashed < total) {
+      const stop = next < checkpoints.length ? checkpoints[next] : total;
+      const take = Math.min(data.length, stop - hashed);
+      hash.update(data.subarray(0, take));
+      hashed += take;
+      data = data.subarray(take);
+      if (next < checkpoints.length && hashed === checkpoints[next]) {
+        next++;
+        const d = hash.copy().digest();
+        for (let i = 0; i < digits; i++) fragments += d[i].toString(16)[0];
+      }
+    }
+    parentPort.postMessage({ ack: true });
+  }
+  if (m.end) parentPort.postMessage({ hashed, sum: hash.digest('hex'), fragments });
+});
+`;
+
+const IN_FLIGHT = 4;
+
 export class IsoMd5Hasher {
-  private readonly hash: Hash = createHash('md5');
-  private readonly checkpoints: number[];
-  private hashed = 0;
-  private fragments = '';
+  private readonly worker: Worker;
+  private inFlight = 0;
+  private wake: (() => void) | undefined;
+  private result: Promise<{ hashed: number; sum: string; fragments: string }>;
+  private failure: Error | undefined;
 
   /** `volumeBytes`: the volume space size of the image being written, in bytes. */
   constructor(readonly volumeBytes: number) {
-    this.checkpoints = fragmentCheckpoints(Math.max(0, volumeBytes - SKIP_SECTORS * SECTOR));
+    const total = this.total;
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { total, checkpoints: fragmentCheckpoints(total), digits: FRAGMENT_DIGITS } });
+    this.result = new Promise((resolve, reject) => {
+      this.worker.on('message', (m: { ack?: boolean; hashed: number; sum: string; fragments: string }) => {
+        if (m.ack) {
+          this.inFlight--;
+          this.wake?.();
+        } else resolve(m);
+      });
+      this.worker.on('error', (e) => {
+        this.failure = e;
+        this.wake?.();
+        reject(e);
+      });
+    });
+    this.result.catch(() => undefined);
   }
 
   get total(): number {
     return Math.max(0, this.volumeBytes - SKIP_SECTORS * SECTOR);
   }
 
-  /** Feeds the next bytes of the image, in order from byte 0. */
-  update(chunk: Uint8Array): void {
-    let data = chunk;
-    while (data.length > 0 && this.hashed < this.total) {
-      const next = this.checkpoints[0] ?? this.total;
-      const take = Math.min(data.length, next - this.hashed, this.total - this.hashed);
-      this.hash.update(data.subarray(0, take));
-      this.hashed += take;
-      data = data.subarray(take);
-      if (this.hashed === next && this.checkpoints.length > 0) {
-        this.checkpoints.shift();
-        const digest = this.hash.copy().digest();
-        for (let i = 0; i < FRAGMENT_DIGITS; i++) this.fragments += (digest[i] as number).toString(16)[0];
-      }
-    }
+  /** Feeds the next bytes of the image, in order from byte 0 (copied: `chunk` may be reused). */
+  async update(chunk: Uint8Array): Promise<void> {
+    while (this.inFlight >= IN_FLIGHT && !this.failure) await new Promise<void>((r) => (this.wake = r));
+    if (this.failure) throw this.failure;
+    const copy = new Uint8Array(new ArrayBuffer(chunk.length));
+    copy.set(chunk);
+    this.inFlight++;
+    this.worker.postMessage({ buffer: copy.buffer, length: copy.length }, [copy.buffer]);
   }
 
   /** The 512-byte application-use area to implant at PVD offset 883. */
-  applicationUse(supported = false): Buffer {
-    if (this.hashed !== this.total) throw new Error(`isomd5sum: ${this.hashed} of ${this.total} bytes were hashed`);
-    const sum = this.hash.digest('hex');
-    const text = `ISO MD5SUM = ${sum};SKIPSECTORS = ${SKIP_SECTORS};RHLISOSTATUS=${supported ? 1 : 0};FRAGMENT SUMS = ${this.fragments};FRAGMENT COUNT = ${FRAGMENT_COUNT};THIS IS NOT THE SAME AS RUNNING MD5SUM ON THIS ISO!!`;
-    const area = Buffer.alloc(APPLICATION_USE_SIZE, 0x20);
-    area.write(text, 'latin1');
-    return area;
+  async applicationUse(supported = false): Promise<Buffer> {
+    this.worker.postMessage({ end: true });
+    try {
+      const { hashed, sum, fragments } = await this.result;
+      if (hashed !== this.total) throw new Error(`isomd5sum: ${hashed} of ${this.total} bytes were hashed`);
+      const text = `ISO MD5SUM = ${sum};SKIPSECTORS = ${SKIP_SECTORS};RHLISOSTATUS=${supported ? 1 : 0};FRAGMENT SUMS = ${fragments};FRAGMENT COUNT = ${FRAGMENT_COUNT};THIS IS NOT THE SAME AS RUNNING MD5SUM ON THIS ISO!!`;
+      const area = Buffer.alloc(APPLICATION_USE_SIZE, 0x20);
+      area.write(text, 'latin1');
+      return area;
+    } finally {
+      await this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
   }
 }
 

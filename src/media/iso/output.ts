@@ -44,7 +44,7 @@ export class ImageSink {
       const to = Math.min(start + chunk.length, p.offset + p.data.length);
       if (from < to) p.data.copy(chunk, from - start, from - p.offset, to - p.offset);
     }
-    this.hasher?.update(chunk);
+    await this.hasher?.update(chunk);
     await this.pendingWrite;
     this.pendingWrite = writeAll(this.out, chunk, start);
     this.position += chunk.length;

@@ -219,25 +219,29 @@ async function remasterOpen(image: IsoImage, options: RemasterOptions, scratch: 
 
   const hasher = md5 ? new IsoMd5Hasher(outputBytes) : undefined;
   let appUse: Buffer | undefined;
-  await writeWithHandleAtomic(options.output, options.output, async (out) => {
-    const sink = new ImageSink(out, patches, hasher);
-    await sink.write({ kind: 'input', fh: image.fh, start: 0, length: inputBytes });
-    await sink.alignToSector();
-    await sink.write({ kind: 'buffer', data: layout.metadata });
-    for (const { content, lba } of layout.contents) {
-      if (sink.offset !== lba * SECTOR) throw new Error(`ISO writer: data for sector ${lba} would land at byte ${sink.offset}`);
-      await sink.write(content.kind === 'buffer' ? { kind: 'buffer', data: content.data } : { kind: 'file', path: content.path, size: content.size });
+  try {
+    await writeWithHandleAtomic(options.output, options.output, async (out) => {
+      const sink = new ImageSink(out, patches, hasher);
+      await sink.write({ kind: 'input', fh: image.fh, start: 0, length: inputBytes });
       await sink.alignToSector();
-    }
-    const tail = hybrid.backupGpt ?? Buffer.alloc(0);
-    await sink.write({ kind: 'zeros', length: outputBytes - sink.offset - tail.length });
-    if (tail.length) await sink.write({ kind: 'buffer', data: tail });
-    await sink.finish();
-    if (hasher) {
-      appUse = hasher.applicationUse();
-      await out.write(appUse, 0, appUse.length, applicationUseOffset(pvdSector));
-    }
-  });
+      await sink.write({ kind: 'buffer', data: layout.metadata });
+      for (const { content, lba } of layout.contents) {
+        if (sink.offset !== lba * SECTOR) throw new Error(`ISO writer: data for sector ${lba} would land at byte ${sink.offset}`);
+        await sink.write(content.kind === 'buffer' ? { kind: 'buffer', data: content.data } : { kind: 'file', path: content.path, size: content.size });
+        await sink.alignToSector();
+      }
+      const tail = hybrid.backupGpt ?? Buffer.alloc(0);
+      await sink.write({ kind: 'zeros', length: outputBytes - sink.offset - tail.length });
+      if (tail.length) await sink.write({ kind: 'buffer', data: tail });
+      await sink.finish();
+      if (hasher) {
+        appUse = await hasher.applicationUse();
+        await out.write(appUse, 0, appUse.length, applicationUseOffset(pvdSector));
+      }
+    });
+  } finally {
+    await hasher?.close();
+  }
   return {
     output: options.output,
     volumeId,
