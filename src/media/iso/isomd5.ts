@@ -40,30 +40,52 @@ function fragmentCheckpoints(total: number): number[] {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
+const fs = require('node:fs');
 const { total, checkpoints, digits } = workerData;
 const hash = createHash('md5');
 let hashed = 0, next = 0, fragments = '';
-parentPort.on('message', (m) => {
-  if (m.buffer) {
-    let data = new Uint8Array(m.buffer, 0, m.length);
-    while (data.length > 0 && hashed < total) {
-      const stop = next < checkpoints.length ? checkpoints[next] : total;
-      const take = Math.min(data.length, stop - hashed);
-      hash.update(data.subarray(0, take));
-      hashed += take;
-      data = data.subarray(take);
-      if (next < checkpoints.length && hashed === checkpoints[next]) {
-        next++;
-        const d = hash.copy().digest();
-        for (let i = 0; i < digits; i++) fragments += d[i].toString(16)[0];
-      }
+function feed(data) {
+  while (data.length > 0 && hashed < total) {
+    const stop = next < checkpoints.length ? checkpoints[next] : total;
+    const take = Math.min(data.length, stop - hashed);
+    hash.update(data.subarray(0, take));
+    hashed += take;
+    data = data.subarray(take);
+    if (next < checkpoints.length && hashed === checkpoints[next]) {
+      next++;
+      const d = hash.copy().digest();
+      for (let i = 0; i < digits; i++) fragments += d[i].toString(16)[0];
     }
-    parentPort.postMessage({ ack: true });
   }
-  if (m.end) parentPort.postMessage({ hashed, sum: hash.digest('hex'), fragments });
+}
+// A range of a file read here, with patches laid over it: the bytes the main thread copies
+// in the kernel (copy_file_range) without ever seeing them.
+function feedFile(m) {
+  const fd = fs.openSync(m.file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (let pos = m.start, end = m.start + m.length; pos < end; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+      if (n <= 0) throw new Error(m.file + ' ended at byte ' + pos);
+      const chunk = buf.subarray(0, n);
+      for (const p of m.patches) {
+        const from = Math.max(pos, p.offset), to = Math.min(pos + n, p.offset + p.data.length);
+        if (from < to) chunk.set(p.data.subarray(from - p.offset, to - p.offset), from - pos);
+      }
+      feed(chunk);
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+parentPort.on('message', (m) => {
+  if (m.file) feedFile(m);
+  else if (m.buffer) feed(new Uint8Array(m.buffer, 0, m.length));
+  if (!m.end) parentPort.postMessage({ ack: true });
+  else parentPort.postMessage({ hashed, sum: hash.digest('hex'), fragments });
 });
 `;
-
 const IN_FLIGHT = 4;
 
 export class IsoMd5Hasher {
@@ -105,6 +127,23 @@ export class IsoMd5Hasher {
     copy.set(chunk);
     this.inFlight++;
     this.worker.postMessage({ buffer: copy.buffer, length: copy.length }, [copy.buffer]);
+  }
+
+  /**
+   * Hashes `length` bytes of `file` from `start` as the next bytes of the image, with
+   * `patches` (offsets relative to the file) laid over them, read on the worker thread.
+   */
+  async updateFromFile(file: string, start: number, length: number, patches: readonly { offset: number; data: Buffer }[]): Promise<void> {
+    while (this.inFlight >= IN_FLIGHT && !this.failure) await new Promise<void>((r) => (this.wake = r));
+    if (this.failure) throw this.failure;
+    this.inFlight++;
+    this.worker.postMessage({ file, start, length, patches: patches.map((p) => ({ offset: p.offset, data: new Uint8Array(p.data) })) });
+  }
+
+  /** Resolves when the worker has taken in everything sent so far. */
+  async drained(): Promise<void> {
+    while (this.inFlight > 0 && !this.failure) await new Promise<void>((r) => (this.wake = r));
+    if (this.failure) throw this.failure;
   }
 
   /** The 512-byte application-use area to implant at PVD offset 883. */

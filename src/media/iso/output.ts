@@ -30,7 +30,11 @@ export class ImageSink {
     private readonly out: FileHandle,
     private readonly patches: Patch[],
     private readonly hasher: IsoMd5Hasher | undefined,
-  ) {}
+    /** Where the first pushed byte lands (the bytes before it are already in place). */
+    start = 0,
+  ) {
+    this.position = start;
+  }
 
   get offset(): number {
     return this.position;
@@ -110,7 +114,7 @@ export class ImageSink {
   }
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+export async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
     const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);

@@ -5,10 +5,10 @@
  * descriptors, the hybrid MBR/GPT and the El Torito EFI image are patched on the way; the
  * isomd5sum checksum is computed as the bytes pass.
  */
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { chmod, copyFile, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BasaltError, ioError } from '../../oci/errors.js';
-import { makeTempDir, writeWithHandleAtomic } from '../../oci/fsutil.js';
+import { fsyncDir, makeTempDir, tempPathFor } from '../../oci/fsutil.js';
 import { growFatImage, readFatFile, writeFatFile } from '../fat.js';
 import { PVD, SECTOR, VD_PRIMARY, recordingDate, writeBoth32 } from './format.js';
 import { IsoImage } from './reader.js';
@@ -19,7 +19,7 @@ import { moveHybridPartition, resizeHybridLayout } from './hybrid.js';
 import { relocateBootEntry, type BootEntry } from './eltorito.js';
 import { extentsOf } from './reader.js';
 import { APPLICATION_USE_SIZE, IsoMd5Hasher, applicationUseOffset } from './isomd5.js';
-import { ImageSink, type Patch } from './output.js';
+import { ImageSink, writeAll, type Patch } from './output.js';
 
 export interface RemasterOptions {
   input: string;
@@ -219,10 +219,17 @@ async function remasterOpen(image: IsoImage, options: RemasterOptions, scratch: 
 
   const hasher = md5 ? new IsoMd5Hasher(outputBytes) : undefined;
   let appUse: Buffer | undefined;
+  // The input's bytes go through the kernel (copy_file_range/sendfile, as cp does) while the
+  // worker reads them for the checksum; then the patches are laid over the copy and the new
+  // data appended through the handle. Temp file, fsync, rename: whole or not at all.
+  const tmp = tempPathFor(options.output);
   try {
-    await writeWithHandleAtomic(options.output, options.output, async (out) => {
-      const sink = new ImageSink(out, patches, hasher);
-      await sink.write({ kind: 'input', fh: image.fh, start: 0, length: inputBytes });
+    await Promise.all([copyFile(options.input, tmp), hasher?.updateFromFile(options.input, 0, inputBytes, patches)]);
+    await chmod(tmp, 0o644);
+    const out = await open(tmp, 'r+');
+    try {
+      for (const p of patches) await writeAll(out, p.data, p.offset);
+      const sink = new ImageSink(out, [], hasher, inputBytes);
       await sink.alignToSector();
       await sink.write({ kind: 'buffer', data: layout.metadata });
       for (const { content, lba } of layout.contents) {
@@ -236,9 +243,17 @@ async function remasterOpen(image: IsoImage, options: RemasterOptions, scratch: 
       await sink.finish();
       if (hasher) {
         appUse = await hasher.applicationUse();
-        await out.write(appUse, 0, appUse.length, applicationUseOffset(pvdSector));
+        await writeAll(out, appUse, applicationUseOffset(pvdSector));
       }
-    });
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await rename(tmp, options.output);
+    await fsyncDir(dirname(resolve(options.output)));
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw ioError(`writing ${options.output}`, e);
   } finally {
     await hasher?.close();
   }
