@@ -1,7 +1,8 @@
 /**
- * Streams an image to its output in one pass: pieces copied from the input (with small
- * patches laid over them), buffers, and local files, each padded to whole sectors, hashed
- * for isomd5sum on the way. Reads run ahead of writes so the disk and MD5 overlap.
+ * Streams the pieces of an image to its output in order: ranges of another image (with
+ * small patches laid over them), buffers, local files and zeros, padded to whole sectors
+ * where asked, handed to the isomd5sum hasher on the way. Reads run one chunk ahead of
+ * writes; the hashing itself happens on the hasher's worker thread.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { BasaltError, ioError } from '../../oci/errors.js';
