@@ -108,7 +108,8 @@ export async function growFatImage(from: string, to: string, size: number, scrat
     await runTool('mcopy', ['-s', '-p', '-m', '-n', '-i', from, '::/*', `${tree}/`], { env });
     const label = /Volume label is (.+)$/m.exec((await runTool('mlabel', ['-i', from, '-s', '::'], { env, allowFailure: true })).stdout)?.[1]?.trim();
     await rm(to, { force: true });
-    await runTool('mkfs.vfat', [...(label ? ['-n', label.slice(0, 11)] : []), '-C', to, String(Math.floor(size / 1024))]);
+    // --invariant: no clock or random serial, so a remaster stays reproducible.
+    await runTool('mkfs.vfat', ['--invariant', ...(label ? ['-n', label.slice(0, 11)] : []), '-C', to, String(Math.floor(size / 1024))]);
     const entries = (await readdir(tree)).sort();
     if (entries.length) await runTool('mcopy', ['-s', '-p', '-m', '-Q', '-i', to, ...entries.map((e) => join(tree, e)), '::/'], { env });
   } finally {

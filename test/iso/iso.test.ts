@@ -257,3 +257,16 @@ test('a full EFI image is rebuilt larger and relocated: catalog, MBR and GPT fol
     assert.deepEqual(await readFile(join(dir, 'fill.out')), await readFile(join(dir, 'fill.bin')), 'the other files came along');
   });
 });
+
+test('with SOURCE_DATE_EPOCH the same inputs give a byte-identical remaster', async () => {
+  const iso = await loraxStyleIso();
+  await withTempDir('iso-repro', async (dir) => {
+    const outs = [join(dir, 'a.iso'), join(dir, 'b.iso')];
+    for (const out of outs) {
+      basaltOk(['iso', 'remaster', iso, out, '--ks', KICKSTART, '-c', 'basalt.test=1'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+      await new Promise((r) => setTimeout(r, 1100)); // a clock leaking in would show
+    }
+    const [a, b] = await Promise.all(outs.map((o) => readFile(o)));
+    assert.ok(a && b && a.equals(b), 'the two outputs are identical');
+  });
+});
