@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { imageCommand } from './image.js';
 import { loginCommand, logoutCommand } from './login.js';
 import { vmCommand } from './media.js';
+import { isoCommand } from './iso.js';
 import { baseCommand, buildCommand, containerCommand } from './build.js';
 import { diskCommand, installCommand, statusCommand } from './deploy.js';
 import { aciCommand } from './aci.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand());
   program.addCommand(diskCommand());
   program.addCommand(vmCommand());
+  program.addCommand(isoCommand());
   program.addCommand(aciCommand());
   for (const c of [keygenCommand(), signCommand(), verifyCommand(), policyCommand()]) program.addCommand(c);
   program.addHelpText('after', EXIT_CODE_HELP);

@@ -2,7 +2,7 @@
  * The EFI system partition as a FAT32 image file, made with dosfstools and filled from a
  * staging directory with mtools — no loop device, no mount.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { runTool } from './run-tool.js';
@@ -63,5 +63,56 @@ export async function createFatImage(options: FatImageOptions): Promise<void> {
     if (/disk full|no free|no space/i.test(why))
       throw new BasaltError('usage', `the ESP contents of ${sourceDir} do not fit in ${formatBytes(size)}`, { hint: 'give a larger ESP size' });
     throw new BasaltError('tool', `mcopy of ${sourceDir} into the ESP image failed: ${why}`);
+  }
+}
+
+/** A file inside a FAT image, or undefined when the image has no such file (mtools, no mount). */
+export async function readFatFile(image: string, path: string, scratchDir: string): Promise<Buffer | undefined> {
+  const out = join(scratchDir, `fat-read-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const result = await runTool('mcopy', ['-n', '-i', image, `::${path}`, out], { env: mtoolsEnv(undefined), allowFailure: true });
+  if (result.code !== 0) return undefined;
+  try {
+    return await readFile(out);
+  } finally {
+    await rm(out, { force: true });
+  }
+}
+
+/**
+ * Replaces (or creates) a file inside a FAT image of fixed size. Returns false when the
+ * filesystem has no room for it; the image is then unchanged in every other file.
+ */
+export async function writeFatFile(image: string, path: string, data: Buffer, scratchDir: string): Promise<boolean> {
+  const src = join(scratchDir, `fat-write-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  await writeFile(src, data);
+  try {
+    const result = await runTool('mcopy', ['-o', '-i', image, src, `::${path}`], { env: mtoolsEnv(undefined), allowFailure: true });
+    if (result.code === 0) return true;
+    const why = (result.stderr || result.stdout).trim();
+    if (/disk full|no free|no space/i.test(why)) return false;
+    throw new BasaltError('tool', `mcopy into the FAT image ${image} failed: ${why}`);
+  } finally {
+    await rm(src, { force: true });
+  }
+}
+
+/**
+ * Copies every file of the FAT image `from` into a new, larger FAT image `to` of `size`
+ * bytes (FAT12/16/32 as mkfs.fat picks for the size), keeping the volume label.
+ */
+export async function growFatImage(from: string, to: string, size: number, scratchDir: string): Promise<void> {
+  const tree = join(scratchDir, `fat-tree-${Date.now()}`);
+  await mkdir(tree, { recursive: true });
+  try {
+    const env = mtoolsEnv(undefined);
+    await runTool('mcopy', ['-s', '-p', '-m', '-n', '-i', from, '::/*', `${tree}/`], { env });
+    const label = /Volume label is (.+)$/m.exec((await runTool('mlabel', ['-i', from, '-s', '::'], { env, allowFailure: true })).stdout)?.[1]?.trim();
+    await rm(to, { force: true });
+    // --invariant: no clock or random serial, so a remaster stays reproducible.
+    await runTool('mkfs.vfat', ['--invariant', ...(label ? ['-n', label.slice(0, 11)] : []), '-C', to, String(Math.floor(size / 1024))]);
+    const entries = (await readdir(tree)).sort();
+    if (entries.length) await runTool('mcopy', ['-s', '-p', '-m', '-Q', '-i', to, ...entries.map((e) => join(tree, e)), '::/'], { env });
+  } finally {
+    await rm(tree, { recursive: true, force: true });
   }
 }
