@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer, get as httpGet, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
@@ -221,15 +222,19 @@ export async function startRegistry(options: TestRegistryOptions = {}): Promise<
 
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, toYaml(config));
-  let logText = '';
-  const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const collect = (d: Buffer): void => {
-    logText += d.toString('utf8');
-    if (logText.length > 4_000_000) logText = logText.slice(-2_000_000);
+  // The log goes to a file, not a pipe: while a test runs synchronous commands (spawnSync) no
+  // one reads a pipe, and a registry blocked on a full pipe stops answering.
+  const logFile = join(dir, 'registry.log');
+  const logFd = openSync(logFile, 'a');
+  const child = spawn(binary, ['serve', configFile], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  const logs = (): string => {
+    try {
+      return readFileSync(logFile, 'utf8');
+    } catch {
+      return '';
+    }
   };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  const logs = (): string => logText;
   const url = `${options.tls ? 'https' : 'http'}://${host}`;
   try {
     await waitForRegistry(url, child, logs);
