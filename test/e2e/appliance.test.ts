@@ -23,12 +23,15 @@ function asDeployed(exported: TreeListing): TreeListing {
   return out;
 }
 
-/** The deployment as listed in the guest, without its live /etc (made from /usr/etc) and /var. */
+/**
+ * The deployment as listed in the guest, without its live /etc (made from /usr/etc), /var,
+ * and what the running system put in /tmp (on Debian /tmp is the deployment's own directory).
+ */
 function imagePartOf(deployed: TreeListing): TreeListing {
   const out: TreeListing = new Map();
   for (const [path, line] of deployed) {
     const top = path.split('/')[0];
-    if (top === 'etc' || top === 'var') continue;
+    if (top === 'etc' || top === 'var' || path.startsWith('tmp/')) continue;
     out.set(path, line);
   }
   return out;
