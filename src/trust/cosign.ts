@@ -6,7 +6,7 @@ import { MediaType } from '../oci/media-types.js';
 import { encodeJson, parseManifest, type Descriptor, type ImageManifest } from '../oci/manifest.js';
 import { readVerifiedBlob } from '../oci/blob.js';
 import { openDestination, openSource } from '../oci/transports/index.js';
-import type { TransportOptions } from '../oci/transport.js';
+import type { ImageSource, TransportOptions } from '../oci/transport.js';
 import { signBytes } from './keys.js';
 import { imageIdentity } from './image-identity.js';
 
@@ -39,6 +39,25 @@ export interface CosignSignature {
  * there but corrupt (a payload failing its digest, a bad manifest) is an error, never skipped.
  */
 export async function readCosignSignatures(signatureImage: string, options: TransportOptions): Promise<CosignSignature[]> {
+  return withSignatureManifest(signatureImage, options, async (source, layers) => {
+    const out: CosignSignature[] = [];
+    for (const layer of layers) {
+      if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE) continue;
+      const payload = await readVerifiedBlob(source, layer, MAX_PAYLOAD_BYTES);
+      const annotations = layer.annotations ?? {};
+      const b64 = annotations[SIGNATURE_ANNOTATION] ?? '';
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new BasaltError('invalid', `signature ${layer.digest} in ${signatureImage}: the signature annotation is not base64`, { hint: 'the signature is corrupt' });
+      out.push({ payload, signature: Buffer.from(b64, 'base64'), annotations, digest: layer.digest });
+    }
+    return out;
+  });
+}
+
+/**
+ * Opens the signature image and hands its layers to `use`; a missing signature image gives
+ * `use` nothing to do (no signatures), an index where a signature manifest belongs is an error.
+ */
+async function withSignatureManifest<T>(signatureImage: string, options: TransportOptions, use: (source: ImageSource, layers: Descriptor[]) => Promise<T>): Promise<T | []> {
   let source;
   try {
     source = await openSource(signatureImage, options);
@@ -49,17 +68,8 @@ export async function readCosignSignatures(signatureImage: string, options: Tran
   try {
     const top = await source.getManifest();
     const parsed = parseManifest(top.bytes, top.mediaType, signatureImage);
-    if (parsed.kind !== 'image') throw new BasaltError('invalid', `${signatureImage} is an index, not a cosign signature manifest`);
-    const out: CosignSignature[] = [];
-    for (const layer of parsed.manifest.layers) {
-      if (layer.mediaType !== SIMPLE_SIGNING_MEDIA_TYPE) continue;
-      const payload = await readVerifiedBlob(source, layer, MAX_PAYLOAD_BYTES);
-      const annotations = layer.annotations ?? {};
-      const b64 = annotations[SIGNATURE_ANNOTATION] ?? '';
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new BasaltError('invalid', `signature ${layer.digest} in ${signatureImage}: the signature annotation is not base64`, { hint: 'the signature is corrupt' });
-      out.push({ payload, signature: Buffer.from(b64, 'base64'), annotations, digest: layer.digest });
-    }
-    return out;
+    if (parsed.kind !== 'image') throw new BasaltError('invalid', `${signatureImage} is an index, not a cosign signature manifest`, { hint: 'remove it, then sign again' });
+    return await use(source, parsed.manifest.layers);
   } finally {
     await source.close();
   }
@@ -131,21 +141,7 @@ export async function appendCosignSignatures(signatureImage: string, signatures:
 }
 
 async function existingLayers(signatureImage: string, options: TransportOptions): Promise<Descriptor[]> {
-  let source;
-  try {
-    source = await openSource(signatureImage, options);
-  } catch (e) {
-    if (isBasaltError(e, 'not-found')) return [];
-    throw e;
-  }
-  try {
-    const top = await source.getManifest();
-    const parsed = parseManifest(top.bytes, top.mediaType, signatureImage);
-    if (parsed.kind !== 'image') throw new BasaltError('invalid', `${signatureImage} is an index, not a cosign signature manifest`, { hint: 'remove it before signing again' });
-    return parsed.manifest.layers;
-  } finally {
-    await source.close();
-  }
+  return withSignatureManifest(signatureImage, options, async (_source, layers) => layers);
 }
 
 /**
