@@ -9,12 +9,13 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { lookasideRepositoryPath, lookasideSignatureUrl, readLookasideSignatures, writeLookasideSignature } from '../../src/trust/lookaside.js';
 import { createSimpleSignature, verifySimpleSignature } from '../../src/trust/pgp.js';
-import { isBasaltError, type ErrorKind } from '../../src/oci/errors.js';
+import { isBasaltError } from '../../src/oci/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { makeImageLayout } from '../harness/layouts.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { requireTool, run, tempDir } from '../harness/tools.js';
 import { makeGpgHome, type GpgHome } from './gpg-home.js';
+import { refused } from '../harness/assertions.js';
 
 /**
  * Lookaside signature storage: the path layout containers/image uses, checked against
@@ -40,15 +41,6 @@ before(async () => {
   dir = await tempDir('lookaside');
   digest = digestOf(`manifest ${dir}`);
 });
-
-async function refused(p: Promise<unknown>, kind: ErrorKind, message: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isBasaltError(e), `expected a BasaltError, got ${String(e)}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 /** A loopback static server over `root`, with per-path status overrides, logging request paths. */
 async function serveDirectory(root: string, overrides: Map<string, number> = new Map()): Promise<{ url: string; paths: string[]; server: Server }> {

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSimpleSignature, verifySimpleSignature } from '../../src/trust/pgp.js';
-import { isBasaltError, type ErrorKind } from '../../src/oci/errors.js';
+import { isBasaltError } from '../../src/oci/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
 import { makeImageLayout } from '../harness/layouts.js';
 import { requireTool, run, tempDir } from '../harness/tools.js';
 import { makeGpgHome, type GpgHome } from './gpg-home.js';
+import { refused } from '../harness/assertions.js';
 
 /**
  * Simple signing against the tools that define it: skopeo standalone-sign /
@@ -62,16 +63,6 @@ async function skopeoSign(key: string): Promise<Buffer> {
   const out = join(dir, `skopeo-${key}.sig`);
   run('skopeo', ['standalone-sign', '-o', out, manifestPath, IMAGE_REF, key], { env: home.env });
   return readFile(out);
-}
-
-/** Asserts a BasaltError of `kind` whose message matches `message`. */
-async function refused(p: Promise<unknown>, kind: ErrorKind, message: RegExp): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(isBasaltError(e), `expected a BasaltError, got ${String(e)}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.match(e.message, message);
-    return true;
-  });
 }
 
 test('a signature made by skopeo standalone-sign verifies, returning its payload and the signer', async () => {
