@@ -22,7 +22,6 @@ export const ESP_MIRROR_UNIT_NAME = 'basalt-esp-mirror.service';
 export const ESP_MIRROR_UNIT = `# Written by basalt base build.
 [Unit]
 Description=Mirror ostree boot entries onto the ESP (boot, and shutdown after ostree finalises)
-Documentation=file:///usr/share/doc/basalt/updates.md
 ConditionPathExists=/run/ostree-booted
 DefaultDependencies=no
 RequiresMountsFor=/sysroot /boot /boot/efi
