@@ -7,21 +7,26 @@ import { runTool } from './run-tool.js';
  * systemd units for updates on the device (written into base images by configure.ts).
  *
  * basalt-esp-mirror.service keeps the ESP (which systemd-boot reads) in line with ostree's
- * boot entries under /boot. A staged deployment is written by ostree in the ExecStop of
- * ostree-finalize-staged.service at shutdown; units stop in the reverse of their start order,
+ * boot entries under /boot at shutdown. A staged deployment is written by ostree in the
+ * ExecStop of ostree-finalize-staged.service; units stop in the reverse of their start order,
  * so being ordered Before= that service makes this unit stop *after* it, and the mirror runs
- * in this unit's own ExecStop, once the new entries exist. It also reconciles at every boot
- * (ExecStart), which repairs an ESP left behind by a power cut during a shutdown mirror.
- * ExecStart may fail (no ESP mounted) without marking the unit failed: a failed oneshot would
- * never run its ExecStop. RequiresMountsFor keeps /boot/efi and /sysroot mounted until it is
- * done; DefaultDependencies=no and Conflicts=final.target mirror ostree's own unit, so it is
+ * in this unit's own ExecStop, once the new entries exist. Its ExecStart does nothing: a
+ * first version mirrored there too and, ordered before basic.target like ostree's unit,
+ * held the boot up by more than a minute under TCG (Node starting on an emulated CPU).
+ * RequiresMountsFor keeps /boot/efi and /sysroot mounted until it is done;
+ * DefaultDependencies=no and Conflicts=final.target mirror ostree's own unit, so it is
  * stopped in the same phase of shutdown as the finalisation.
+ *
+ * basalt-esp-reconcile.service mirrors once at every boot (repairing an ESP left behind by a
+ * power cut during a shutdown mirror), off the boot's critical path: wanted by
+ * multi-user.target but not ordered before it, so logins do not wait for it.
  */
 export const ESP_MIRROR_UNIT_NAME = 'basalt-esp-mirror.service';
+export const ESP_RECONCILE_UNIT_NAME = 'basalt-esp-reconcile.service';
 
 export const ESP_MIRROR_UNIT = `# Written by basalt base build.
 [Unit]
-Description=Mirror ostree boot entries onto the ESP (boot, and shutdown after ostree finalises)
+Description=Mirror ostree boot entries onto the ESP at shutdown, after ostree finalises
 ConditionPathExists=/run/ostree-booted
 DefaultDependencies=no
 RequiresMountsFor=/sysroot /boot /boot/efi
@@ -32,7 +37,7 @@ Conflicts=final.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=-/usr/bin/basalt internal esp-mirror
+ExecStart=/bin/true
 ExecStop=/usr/bin/basalt internal esp-mirror
 TimeoutStopSec=5min
 
@@ -40,11 +45,28 @@ TimeoutStopSec=5min
 WantedBy=multi-user.target
 `;
 
+export const ESP_RECONCILE_UNIT = `# Written by basalt base build.
+[Unit]
+Description=Mirror ostree boot entries onto the ESP (reconcile at boot)
+ConditionPathExists=/run/ostree-booted
+RequiresMountsFor=/sysroot /boot /boot/efi
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/basalt internal esp-mirror
+
+[Install]
+WantedBy=multi-user.target
+`;
+
 /** Unit files to install under /usr/lib/systemd/system, by name. */
-export const UPDATE_UNITS: ReadonlyArray<readonly [string, string]> = [[ESP_MIRROR_UNIT_NAME, ESP_MIRROR_UNIT]];
+export const UPDATE_UNITS: ReadonlyArray<readonly [string, string]> = [
+  [ESP_MIRROR_UNIT_NAME, ESP_MIRROR_UNIT],
+  [ESP_RECONCILE_UNIT_NAME, ESP_RECONCILE_UNIT],
+];
 
 /** Units to enable (systemctl enable in the image). */
-export const UPDATE_UNITS_ENABLED: readonly string[] = [ESP_MIRROR_UNIT_NAME];
+export const UPDATE_UNITS_ENABLED: readonly string[] = [ESP_MIRROR_UNIT_NAME, ESP_RECONCILE_UNIT_NAME];
 
 /** Writes the update units into an image root and enables them (systemctl in a chroot only makes symlinks). */
 export async function installUpdateUnits(root: string): Promise<void> {
