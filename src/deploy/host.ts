@@ -1,0 +1,106 @@
+import { access, readFile, stat } from 'node:fs/promises';
+import { BasaltError, ioError } from '../oci/errors.js';
+import { ESP_MOUNT_POINT } from './install.js';
+import { runOstree } from './ostree-tool.js';
+import { originImage, parseKeyFile, type ImageSpec } from './origin.js';
+import { deployDir, listDeployments, repoOf, type Deployment } from './sysroot.js';
+import { directoryEsp, type EspTarget } from './esp-target.js';
+import { mirrorBootEntries, type MirrorResult } from './bootentries.js';
+
+/**
+ * The system an update command acts on: the running one (sysroot /, /run/ostree-booted), or
+ * a sysroot directory given by --sysroot (tests, image builders). The differences matter:
+ * only a booted system has a booted deployment, can stage (ostree finalises staged
+ * deployments at shutdown of the running system) and can reboot.
+ */
+export interface Host {
+  sysroot: string;
+  isBooted: boolean;
+  /** ostree's deployments from its boot entries, default first (a staged one is not among them). */
+  deployments: Deployment[];
+  booted: Deployment | undefined;
+  /** `CHECKSUM.SERIAL` of the staged deployment, when there is one. */
+  staged: string | undefined;
+  /** The deployment updates start from: the booted one, else the default. */
+  current: Deployment;
+  stateroot: string;
+}
+
+export interface HostOptions {
+  /** A sysroot directory; default: the running system. */
+  sysroot?: string;
+}
+
+export const deploymentKey = (d: Deployment): string => `${d.checksum}.${d.deploySerial}`;
+
+export async function openHost(options: HostOptions = {}): Promise<Host> {
+  const isBooted = options.sysroot === undefined;
+  const sysroot = options.sysroot ?? '/';
+  if (isBooted) {
+    await access('/run/ostree-booted').catch(() => {
+      throw new BasaltError('usage', 'this system was not booted from an ostree deployment (/run/ostree-booted is missing)', { hint: 'give --sysroot DIR to act on an installed root filesystem' });
+    });
+  } else {
+    await access(repoOf(sysroot)).catch((e: unknown) => {
+      throw ioError(`sysroot ${sysroot} (no ostree/repo)`, e);
+    });
+  }
+  const deployments = await listDeployments(sysroot);
+  const booted = isBooted ? await bootedDeployment(sysroot, deployments) : undefined;
+  const current = booted ?? deployments[0];
+  if (!current) throw new BasaltError('not-found', `${sysroot} has no deployment`, { hint: 'install an image first (basalt install)' });
+  const staged = isBooted ? await stagedDeploymentId() : undefined;
+  return { sysroot, isBooted, deployments, booted, staged, current, stateroot: current.stateroot };
+}
+
+/** The deployment whose directory is the running root (same device and inode as /). */
+async function bootedDeployment(sysroot: string, deployments: Deployment[]): Promise<Deployment | undefined> {
+  const root = await stat('/');
+  for (const d of deployments) {
+    const st = await stat(deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)).catch(() => undefined);
+    if (st && st.dev === root.dev && st.ino === root.ino) return d;
+  }
+  return undefined;
+}
+
+/** The staged deployment as `ostree admin status` marks it (only a running system has one). */
+export async function stagedDeploymentId(): Promise<string | undefined> {
+  const { stdout } = await runOstree(['admin', 'status']);
+  return /^\s*\S+ ([0-9a-f]{64}\.\d+) \(staged\)/m.exec(stdout)?.[1];
+}
+
+export function originPath(sysroot: string, d: Deployment): string {
+  return `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
+}
+
+export async function readOrigin(sysroot: string, d: Deployment): Promise<string> {
+  try {
+    return await readFile(originPath(sysroot, d), 'utf8');
+  } catch (e) {
+    throw ioError(`origin file of deployment ${deploymentKey(d)}`, e);
+  }
+}
+
+/** The image a deployment updates from, from its origin file. */
+export async function imageOf(sysroot: string, d: Deployment): Promise<ImageSpec> {
+  const spec = originImage(parseKeyFile(await readOrigin(sysroot, d)));
+  if (!spec) throw new BasaltError('invalid', `deployment ${deploymentKey(d)} has no image in its origin file ${originPath(sysroot, d)}`, { hint: 'use basalt switch IMAGE to name one' });
+  return spec;
+}
+
+/**
+ * Where the ESP is: --esp DIR when given; on a running system the mount at /boot/efi (written
+ * by install into /etc/fstab) when it holds systemd-boot's loader directory.
+ */
+export async function espTargetOf(host: Host, espDir?: string): Promise<EspTarget | undefined> {
+  if (espDir !== undefined) return directoryEsp(espDir);
+  if (!host.isBooted) return undefined;
+  const isEsp = await stat(`${ESP_MOUNT_POINT}/loader`).then((s) => s.isDirectory(), () => false);
+  return isEsp ? directoryEsp(ESP_MOUNT_POINT) : undefined;
+}
+
+/** Mirrors the sysroot's deployments to the ESP, when there is one to mirror to. */
+export async function syncEsp(host: Host, espDir?: string): Promise<MirrorResult | undefined> {
+  const target = await espTargetOf(host, espDir);
+  return target ? mirrorBootEntries(host.sysroot, target) : undefined;
+}
