@@ -45,6 +45,13 @@ const CONSOLE_KARGS = `# Written by basalt base build.
 kargs = ["console=tty0", "console=ttyS0,115200n8"]
 `;
 
+/**
+ * The signature policy updates consult, as Debian's containers-common ships it: accept
+ * anything until the owner runs `basalt policy init --key …` (docs/trust.md). Without a
+ * policy file every update would be refused, as podman refuses to pull.
+ */
+const DEFAULT_POLICY = `${JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { 'docker-daemon': { '': [{ type: 'insecureAcceptAnything' }] } } }, null, 2)}\n`;
+
 const BASALT_WRAPPER = `#!/usr/bin/node
 // basalt on the image's own Node.js (Debian's nodejs package).
 import('/usr/lib/basalt/basalt.mjs');
@@ -59,6 +66,10 @@ export async function configureRoot(root: string, basalt: BasaltFiles): Promise<
     await writeFile(join(root, 'usr/lib/systemd/system/basalt-ssh-hostkeys.service'), SSH_HOSTKEYS_UNIT);
     await mkdir(join(root, 'usr/lib/bootc/kargs.d'), { recursive: true });
     await writeFile(join(root, 'usr/lib/bootc/kargs.d/10-basalt-console.toml'), CONSOLE_KARGS);
+    await mkdir(join(root, 'etc/containers'), { recursive: true });
+    await writeFile(join(root, 'etc/containers/policy.json'), DEFAULT_POLICY, { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   } catch (e) {
     throw ioError(`configuring ${root}`, e);
   }

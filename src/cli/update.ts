@@ -10,6 +10,7 @@ import { openHost, syncEsp } from '../deploy/host.js';
 import { unlockStaged } from '../deploy/staged-lock.js';
 import { imageSpecOf } from '../deploy/origin.js';
 import { addRegistryOptions, collect, transportOptions } from './common.js';
+import { addPolicyOptions, sourceCheckFrom } from './trust.js';
 import { printJson } from './output.js';
 
 type Opts = Record<string, unknown>;
@@ -52,9 +53,11 @@ async function finishUpdate(r: UpdateResult, o: Opts, isSysroot: boolean): Promi
   if (o.apply && !isSysroot && (r.changed || r.staged)) await reboot();
 }
 
-function updateOptions(o: Opts): UpdateOptions {
+async function updateOptions(o: Opts): Promise<UpdateOptions> {
   const p = progress(Boolean(o.quiet || o.json));
-  return { ...hostOptions(o), apply: Boolean(o.apply), transport: transportOptions(o, ''), ...(p ? { onProgress: p } : {}) };
+  // The signature policy is loaded (and a broken one refused) before anything is read.
+  const checkSource = o.check ? undefined : await sourceCheckFrom(o);
+  return { ...hostOptions(o), apply: Boolean(o.apply), transport: transportOptions(o, ''), ...(p ? { onProgress: p } : {}), ...(checkSource ? { checkSource } : {}) };
 }
 
 export function upgradeCommand(): Command {
@@ -70,10 +73,11 @@ export function upgradeCommand(): Command {
     .addOption(sysrootOption())
     .addOption(espOption());
   addRegistryOptions(cmd, '');
+  addPolicyOptions(cmd);
   cmd.action(async (o: Opts) => {
     const isSysroot = Boolean(o.sysroot);
     if (o.check) {
-      const r = await checkForUpdate(updateOptions(o));
+      const r = await checkForUpdate(await updateOptions(o));
       if (o.json) return printJson(r);
       if (!o.quiet) process.stdout.write(r.available ? `Update available: ${r.target.image} ${r.version ?? ''} ${r.manifestDigest}\n` : `No update: ${r.target.image} is at ${r.manifestDigest}\n`);
       return;
@@ -87,7 +91,7 @@ export function upgradeCommand(): Command {
       if (o.apply) await reboot();
       return;
     }
-    const options: UpdateOptions = { ...updateOptions(o), downloadOnly: Boolean(o.downloadOnly) };
+    const options: UpdateOptions = { ...(await updateOptions(o)), downloadOnly: Boolean(o.downloadOnly) };
     const r = o.from ? await upgradeFromArchive(o.from as string, options) : await upgrade(options);
     await finishUpdate(r, o, isSysroot);
   });
@@ -107,10 +111,11 @@ export function switchCommand(): Command {
     .addOption(sysrootOption())
     .addOption(espOption());
   addRegistryOptions(cmd, '');
+  addPolicyOptions(cmd);
   cmd.action(async (image: string, o: Opts) => {
     const transport = o.transport as string;
     const spec = transport === 'registry' ? imageSpecOf(`docker://${image.replace(/^docker:\/\//, '')}`) : { image, transport };
-    const r = await switchImage(spec, updateOptions(o));
+    const r = await switchImage(spec, await updateOptions(o));
     await finishUpdate(r, o, Boolean(o.sysroot));
   });
   return cmd;

@@ -4,7 +4,7 @@ import type { Platform } from '../oci/manifest.js';
 import type { TransportOptions } from '../oci/transport.js';
 import { openSource } from '../oci/transports/index.js';
 import { parseGVariantString } from './gvariant-text.js';
-import { importImage, imageRef, imageVersion, META, type ImportEvent, type ImportResult } from './import.js';
+import { importImage, imageRef, imageVersion, META, type ImportEvent, type ImportResult, type SourceCheck } from './import.js';
 import { kargsOfCommit, unameArchitecture } from './kargs.js';
 import { applyImageKargsDiff, carriedKargs } from './kargs-edit.js';
 import { metadataKey } from './ostree-tool.js';
@@ -29,6 +29,8 @@ export interface UpdateOptions extends HostOptions {
   transport?: TransportOptions;
   platform?: Platform;
   onProgress?: (event: ImportEvent) => void;
+  /** The signature policy check (the trust module's), run before anything is written. */
+  checkSource?: SourceCheck;
 }
 
 export interface UpdateResult {
@@ -126,7 +128,7 @@ async function updateTo(host: Host, sourceName: string, target: ImageSpec, optio
       if (options.apply && host.staged) await unlockStaged();
       return { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
     }
-    await checkUpdateAllowed({ source, image, manifestDigest, reference: sourceName });
+    await checkUpdateAllowed({ source, image, manifestDigest, reference: sourceName }, options.checkSource);
 
     const repo = repoOf(host.sysroot);
     const imported = await importImage(repo, image, { imageName: sourceName, ref: imageRef(imageNameOf(target)), ...(options.onProgress ? { onProgress: options.onProgress } : {}) });

@@ -281,3 +281,30 @@ test('the update gate refuses a manifest whose bytes do not match its digest', a
     await source.close();
   }
 });
+
+test('every update path asks the signature policy first: a refusing policy leaves the sysroot as it was', async () => {
+  const reject = join(work, 'reject-policy.json');
+  await writeFile(reject, JSON.stringify({ default: [{ type: 'reject' }] }));
+  const allRefs = (): string => ostree('refs', `--repo=${repoOf(root)}`);
+  const state = async (): Promise<string> => JSON.stringify({ d: (await deployments()).map((d) => entryId(d)), refs: allRefs() });
+  const refused = async (args: string[]): Promise<void> => {
+    const before = await state();
+    const r = basalt([...args, '--sysroot', root, '--esp', esp, '--policy', reject]);
+    assert.equal(r.status, 8, `${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    assert.match(r.stderr, /is refused by .*reject-policy\.json/);
+    assert.equal(await state(), before, `${args.join(' ')}: nothing deployed or imported`);
+  };
+  await publish('9.0');
+  await refused(['switch', '--transport', 'oci', `${layout}:app`]);
+  const switched = basalt(['switch', '--transport', 'oci', `${layout}:app`, '--sysroot', root, '--esp', esp, '--insecure-policy']);
+  assert.equal(switched.status, 0, switched.stderr);
+  await publish('9.1');
+  await refused(['upgrade']);
+  const broken = join(work, 'broken-policy.json');
+  await writeFile(broken, '{"default": [');
+  const bad = basalt(['upgrade', '--sysroot', root, '--esp', esp, '--policy', broken]);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /broken-policy\.json/);
+  const ok = basalt(['upgrade', '--sysroot', root, '--esp', esp, '--insecure-policy']);
+  assert.equal(ok.status, 0, ok.stderr);
+});
