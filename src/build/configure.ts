@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { runTool } from './run-tool.js';
+import { installBootSafety } from './units-safety.js';
 
 /**
  * What a base image needs beyond its packages: DHCP networking with systemd-networkd and
@@ -63,6 +64,7 @@ export async function configureRoot(root: string, basalt: BasaltFiles): Promise<
   }
   // systemctl in a chroot works offline: it only makes the [Install] symlinks.
   await runTool('chroot', [root, 'systemctl', 'enable', ...UNITS], { what: `enabling ${UNITS.join(', ')} in ${root}`, debianPackage: 'coreutils' });
+  await installBootSafety(root);
   await installBasalt(root, basalt);
 }
 
