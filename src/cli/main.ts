@@ -4,6 +4,7 @@ import { loginCommand, logoutCommand } from './login.js';
 import { vmCommand } from './media.js';
 import { baseCommand, buildCommand, containerCommand } from './build.js';
 import { diskCommand, installCommand, statusCommand } from './deploy.js';
+import { healthCommand } from './health.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(statusCommand());
   program.addCommand(diskCommand());
   program.addCommand(vmCommand());
+  program.addCommand(healthCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);
   return program;
