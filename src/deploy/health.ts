@@ -66,7 +66,9 @@ function runOne(check: HealthCheck, timeoutMs: number): Promise<HealthCheckResul
   return new Promise((resolve) => {
     let output = '';
     let timedOut = false;
-    const child = spawn(check.path, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group, so a timeout ends what the check started too (a `sleep` left behind
+    // would hold the output pipe open and the boot with it).
+    const child = spawn(check.path, [], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const keep = (chunk: Buffer): void => {
       output = (output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
     };
@@ -74,7 +76,11 @@ function runOne(check: HealthCheck, timeoutMs: number): Promise<HealthCheckResul
     child.stderr.on('data', keep);
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, timeoutMs);
     const finish = (exitCode: number | null, signal: string | null, extra = ''): void => {
       clearTimeout(timer);
