@@ -201,6 +201,17 @@ RandomizedDelaySec=2h
 WantedBy=timers.target
 `;
 
+/**
+ * The ESP must be mounted for systemd-bless-boot to bless a boot. Mounting vfat asks the kernel
+ * for nls_cp437 on demand; on a loaded machine that request can time out ("codepage cp437 not
+ * found", seen under QEMU TCG) and /boot/efi stays unmounted. Loading them early avoids it.
+ */
+export const ESP_MODULES = `# Written by basalt base build: what mounting the ESP needs, loaded early.
+vfat
+nls_cp437
+nls_ascii
+`;
+
 export const SAFETY_UNITS = ['basalt-health.service', 'basalt-upgrade.timer'] as const;
 
 interface SafetyFile {
@@ -214,6 +225,7 @@ export const SAFETY_FILES: readonly SafetyFile[] = [
   { path: `usr/lib/dracut/modules.d/${DRACUT_MODULE_DIR}/basalt-boot-link.sh`, content: BOOT_LINK_SCRIPT, mode: 0o755 },
   { path: `usr/lib/dracut/modules.d/${DRACUT_MODULE_DIR}/basalt-boot-link.service`, content: BOOT_LINK_UNIT, mode: 0o644 },
   { path: 'etc/dracut.conf.d/50-basalt.conf', content: DRACUT_CONF, mode: 0o644 },
+  { path: 'usr/lib/modules-load.d/basalt-esp.conf', content: ESP_MODULES, mode: 0o644 },
   { path: 'usr/lib/systemd/system/basalt-health.service', content: HEALTH_UNIT, mode: 0o644 },
   { path: 'usr/lib/systemd/system/basalt-upgrade.service', content: UPGRADE_SERVICE, mode: 0o644 },
   { path: 'usr/lib/systemd/system/basalt-upgrade.timer', content: UPGRADE_TIMER, mode: 0o644 },

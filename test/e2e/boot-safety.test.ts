@@ -66,14 +66,15 @@ test('deleted boot link → recreated in the initramfs, boot blessed; failing he
   await withVm('boot safety: three boots', { drives: [disk], snapshot: true, memoryMiB: 2048, cpus: 2, portForwards: [{ host: port, guest: 22 }] }, async (vm) => {
     const sudo = (cmd: string): string => sshRun(port, 'alice', key.privateKey, `echo bob | sudo -S -p "" sh -c '${cmd}'`);
     const firstBoot = timeBudget('boot safety: boot 1 (missing boot link)');
-    await vm.waitForSerial(/basalt-boot-link: recreated \/ostree\/boot\.[01]\//, 240_000);
-    await vm.waitForSerial(/login:/, 240_000);
-    await waitForSsh(port, 'alice', key.privateKey, 120_000);
+    await vm.waitForSerial(/basalt-boot-link: recreated \/ostree\/boot\.[01]\//, 600_000);
+    await vm.waitForSerial(/login:/, 600_000);
+    await waitForSsh(port, 'alice', key.privateKey, 300_000);
     firstBoot();
     const bootLink = /ostree=(\S+)/.exec(sudo('cat /proc/cmdline'))?.[1] as string;
-    assert.match(sudo(`readlink /sysroot${bootLink}`), /^\.\.\/\.\.\/\.\.\/deploy\/default\/deploy\/[0-9a-f]{64}\.0$/);
+    assert.match(sudo(`readlink /sysroot${bootLink}`).trim(), /^\.\.\/\.\.\/\.\.\/deploy\/default\/deploy\/[0-9a-f]{64}\.0$/);
+    assert.match(sudo('findmnt -n -o FSTYPE /boot/efi || true'), /vfat/, 'the ESP is mounted (systemd-bless-boot needs it)');
     // systemd-bless-boot ran after boot-complete.target (health checks passed: none installed).
-    await waitForUnit(sudo, 'systemd-bless-boot.service', 'active', 120_000);
+    await waitForUnit(sudo, 'systemd-bless-boot.service', 'active', 300_000);
     assert.equal(sudo('systemctl is-active basalt-health.service').trim(), 'active');
     const entries = sudo('ls /boot/efi/loader/entries');
     const blessed = /^(basalt-default-[0-9a-f]{12}\.0)\.conf$/m.exec(entries);
@@ -92,11 +93,11 @@ test('deleted boot link → recreated in the initramfs, boot blessed; failing he
     } catch {
       // The connection may drop before ssh sees the command's exit status.
     }
-    await waitAfter(vm, mark, /basalt-health: rebooting/, 400_000);
+    await waitAfter(vm, mark, /basalt-health: rebooting/, 900_000);
     const second = vm.serialText().length;
-    await waitAfter(vm, second, /basalt-health: not rebooting/, 400_000);
-    await waitAfter(vm, second, /login:/, 240_000);
-    await waitForSsh(port, 'alice', key.privateKey, 120_000);
+    await waitAfter(vm, second, /basalt-health: not rebooting/, 900_000);
+    await waitAfter(vm, second, /login:/, 600_000);
+    await waitForSsh(port, 'alice', key.privateKey, 300_000);
     failing();
     assert.equal((vm.serialText().slice(mark).match(/basalt-health: 50-fail: failed \(exit 3\)/g) ?? []).length, 2, 'the check failed on both boots');
     assert.match(vm.serialText().slice(mark), /basalt-health:\s+disk is on fire/);
