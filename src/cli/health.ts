@@ -6,6 +6,8 @@ import { directoryEsp } from '../deploy/esp-target.js';
 import { afterFailure, HEALTH_DIRS, runHealthChecks } from '../deploy/health.js';
 import { ESP_MOUNT, readHostStatus } from '../deploy/status.js';
 import { runTool } from '../build/run-tool.js';
+import { BasaltError } from '../oci/errors.js';
+import { collect } from './common.js';
 import { printFormatted, printJson, warn } from './output.js';
 
 type Opts = Record<string, unknown>;
@@ -22,10 +24,12 @@ function checkCommand(): Command {
   return new Command('check')
     .description(`run the health checks (${HEALTH_DIRS.join(', ')}); on failure remember the booted image as bad and reboot while boot counting can still choose better`)
     .option('--no-reboot', 'never reboot (only report and remember)')
+    .option('--dir <dir>', 'run the checks in this directory instead of the standard ones (repeatable; later ones override by name)', collect, [])
     .option('--esp <dir>', 'the ESP', ESP_MOUNT)
     .option('--json', 'print the results as JSON')
     .action(async (o: Opts) => {
-      const results = await runHealthChecks();
+      const dirs = o.dir as string[];
+      const results = await runHealthChecks(dirs.length > 0 ? { dirs } : {});
       const failed = results.filter((r) => !r.ok);
       if (!o.json)
         for (const r of results) {
@@ -46,10 +50,12 @@ function checkCommand(): Command {
         }
         decision = afterFailure(await currentBootCounter(), await otherBootableEntry(o.esp as string).catch(() => false));
         if (!o.json) process.stdout.write(decision === 'reboot' ? 'basalt-health: rebooting: boot counting picks the next entry\n' : 'basalt-health: not rebooting: no boot tries left and no other entry to boot; this boot stays unblessed\n');
-        process.exitCode = 1;
       }
       if (o.json) printJson({ results, ...(decision ? { decision } : {}) });
       if (decision === 'reboot' && o.reboot !== false) await runTool('systemctl', ['reboot', '--no-block'], { what: 'rebooting after a failed health check', debianPackage: 'systemd' });
+      // The exit status is what keeps boot-complete.target (and so the blessing) from happening.
+      if (failed.length > 0)
+        throw new BasaltError('tool', `health check ${failed.map((r) => `${r.name} (${r.timedOut ? 'timed out' : r.signal ? `signal ${r.signal}` : `exit ${String(r.exitCode)}`})`).join(', ')} failed`, { hint: 'see its output above or in `journalctl -u basalt-health`' });
     });
 }
 
