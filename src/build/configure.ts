@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { runTool } from './run-tool.js';
 import { installUpdateUnits } from './units-update.js';
+import { installBootSafety } from './units-safety.js';
 
 /**
  * What a base image needs beyond its packages: DHCP networking with systemd-networkd and
@@ -76,6 +77,7 @@ export async function configureRoot(root: string, basalt: BasaltFiles): Promise<
   // systemctl in a chroot works offline: it only makes the [Install] symlinks.
   await runTool('chroot', [root, 'systemctl', 'enable', ...UNITS], { what: `enabling ${UNITS.join(', ')} in ${root}`, debianPackage: 'coreutils' });
   await installUpdateUnits(root);
+  await installBootSafety(root);
   await installBasalt(root, basalt);
 }
 

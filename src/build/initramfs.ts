@@ -7,7 +7,8 @@ import { runTool } from './run-tool.js';
  * The kernel and its initramfs where bootable images keep them: /usr/lib/modules/KVER/
  * {vmlinuz,initramfs.img}. dracut runs inside the tree under systemd-nspawn, because it
  * needs /proc, /sys and /dev (without them it silently drops modules); `--reproducible`
- * with SOURCE_DATE_EPOCH makes its cpio byte-identical between runs.
+ * with SOURCE_DATE_EPOCH makes its cpio byte-identical between runs. The `basalt` module
+ * (units-safety.ts) recreates a missing ostree boot link before ostree-prepare-root.
  */
 export async function kernelVersionOf(root: string): Promise<string> {
   const boot = await readdir(join(root, 'boot')).catch((e: unknown) => {
@@ -38,7 +39,7 @@ export async function buildInitramfs(root: string, kver: string, options: Initra
   await runTool(
     'systemd-nspawn',
     ['-q', '--register=no', '--keep-unit', '--resolv-conf=off', '--timezone=off', '--link-journal=no', ...env, '-D', root,
-      'dracut', '--reproducible', '--no-hostonly', '--force', '--add', 'ostree', '--kver', kver, tmp],
+      'dracut', '--reproducible', '--no-hostonly', '--force', '--add', 'ostree basalt', '--kver', kver, tmp],
     { what: `dracut (initramfs for kernel ${kver})`, debianPackage: 'systemd-container', ...(options.signal ? { signal: options.signal } : {}) },
   );
   await rename(join(root, tmp), join(root, out)).catch((e: unknown) => {

@@ -127,6 +127,7 @@ export function diskCommand(): Command {
     .requiredOption('-o, --output <dir>', 'directory for disk.raw / disk.qcow2 / disk.vmdk')
     .option('--target-imgref <image>', 'the image the device will update from (default: IMAGE)')
     .option('--karg <arg>', 'extra kernel argument (repeatable)', collect, [])
+    .addOption(new Option('--boot-counting <tries>', 'give the boot entry this many tries (systemd-boot boot counting; 0: off)').argParser((v) => Number(v)))
     .option('--json', 'print the result as JSON')
     .option('-q, --quiet', 'print nothing but errors');
   addPlatformOptions(disk);
@@ -143,6 +144,7 @@ export function diskCommand(): Command {
       ...(o.config ? { configFile: o.config as string } : {}),
       ...(o.size ? { size: parseByteSize(o.size as string, '--size') } : {}),
       ...(o.targetImgref ? { targetImgref: o.targetImgref as string } : {}),
+      ...(o.bootCounting !== undefined ? { esp: { bootCountingTries: o.bootCounting as number } } : {}),
       ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
       ...(importProgress(Boolean(o.quiet || o.json)) ? { onProgress: importProgress(false) as (e: ImportEvent) => void } : {}),
     });
@@ -159,8 +161,9 @@ export function statusCommand(): Command {
     .option('--json', 'same as --format json')
     .option('--sysroot <dir>', 'read an installed root filesystem instead of the running system')
     .option('--booted', 'show only the booted (or, for --sysroot, the default) deployment')
+    .option('--esp <dir>', 'the ESP, for boot counting states (default: /boot/efi when booted)')
     .action(async (o: Opts) => {
-      const host = await readHostStatus(o.sysroot ? { sysroot: o.sysroot as string } : {});
+      const host = await readHostStatus({ ...(o.sysroot ? { sysroot: o.sysroot as string } : {}), ...(o.esp ? { espDir: o.esp as string } : {}) });
       const format = o.json ? 'json' : (o.format as string);
       if (o.booted) {
         const only = host.status.booted ?? host.status.default;

@@ -8,6 +8,7 @@ import { diskCommand, installCommand, statusCommand } from './deploy.js';
 import { aciCommand } from './aci.js';
 import { keygenCommand, policyCommand, signCommand, verifyCommand } from './trust.js';
 import { updateCommands } from './update.js';
+import { healthCommand } from './health.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   program.addCommand(aciCommand());
   for (const c of [keygenCommand(), signCommand(), verifyCommand(), policyCommand()]) program.addCommand(c);
   for (const c of updateCommands()) program.addCommand(c, c.name() === 'internal' ? { hidden: true } : {});
+  program.addCommand(healthCommand());
   program.addHelpText('after', EXIT_CODE_HELP);
   configureTree(program);
   return program;

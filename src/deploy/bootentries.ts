@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { ioError } from '../oci/errors.js';
 import { join } from 'node:path';
 import { formatBls } from './bls.js';
+import { entryFileName, parseEntryFileName } from './bootcount.js';
 import type { EspTarget } from './esp-target.js';
 import { listDeployments, type Deployment } from './sysroot.js';
 
@@ -28,7 +29,11 @@ export const ENTRIES_DIR = 'loader/entries';
 const SORT_KEY = 'basalt';
 
 export interface MirrorOptions {
-  /** Boot counting: new entries get `+N` (tries left) in their names. Default off. */
+  /**
+   * Boot counting: new entries get `+N` (tries left) in their names. Default off. Existing
+   * entries keep the name they have (`+L-D`, or none once blessed): the counter is the
+   * bootloader's state, never reset by a mirror.
+   */
   bootCountingTries?: number;
   /** loader.conf timeout in seconds (default 3). */
   timeout?: number;
@@ -66,8 +71,13 @@ export function entryId(d: { stateroot: string; checksum: string; deploySerial: 
 
 /** Parses `basalt-ID[+LEFT[-DONE]].conf` → id. */
 export function entryIdOfFile(name: string): string | undefined {
-  const m = /^basalt-(.+?)(?:\+\d+(?:-\d+)?)?\.conf$/.exec(name);
-  return m?.[1];
+  const stem = parseEntryFileName(name)?.stem;
+  return stem?.startsWith(ENTRY_PREFIX) ? stem.slice(ENTRY_PREFIX.length) : undefined;
+}
+
+/** The file of a new entry: `basalt-ID+TRIES.conf` with boot counting, `basalt-ID.conf` without. */
+export function newEntryPath(id: string, tries: number | undefined): string {
+  return `${ENTRIES_DIR}/${entryFileName(`${ENTRY_PREFIX}${id}`, tries)}`;
 }
 
 function fileName(path: string): string {
@@ -110,8 +120,7 @@ export async function espFiles(sysroot: string, options: MirrorOptions = {}): Pr
   const files: EspFile[] = [];
   for (const e of await planBootEntries(sysroot)) {
     for (const [path, source] of e.files) if (!files.some((f) => f.path === path)) files.push({ path, source });
-    const tries = options.bootCountingTries;
-    files.push({ path: `${ENTRIES_DIR}/${ENTRY_PREFIX}${e.id}${tries ? `+${tries}` : ''}.conf`, content: e.content });
+    files.push({ path: newEntryPath(e.id, options.bootCountingTries), content: e.content });
   }
   files.push({ path: 'loader/loader.conf', content: loaderConf(options) });
   return files;
@@ -144,8 +153,7 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
   for (const e of plan) {
     const current = existing.get(e.id);
     if (current === undefined) {
-      const tries = options.bootCountingTries;
-      const path = `${ENTRIES_DIR}/${ENTRY_PREFIX}${e.id}${tries ? `+${tries}` : ''}.conf`;
+      const path = newEntryPath(e.id, options.bootCountingTries);
       await target.write(path, e.content);
       result.written.push(path);
       result.entries.push(path);

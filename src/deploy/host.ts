@@ -99,8 +99,34 @@ export async function espTargetOf(host: Host, espDir?: string): Promise<EspTarge
   return isEsp ? directoryEsp(ESP_MOUNT_POINT) : undefined;
 }
 
+/** How many tries systemd-boot gives a new entry on a device; `0` in the file turns counting off. */
+export const BOOT_COUNTING_FILE = '/etc/basalt/boot-counting';
+export const DEFAULT_DEVICE_BOOT_TRIES = 3;
+
+/**
+ * On a running device every new deployment's entry is counted (automatic rollback: an entry
+ * that never reaches boot-complete.target runs out of tries and the previous one boots);
+ * entries already on the ESP keep their state. A sysroot directory is not counted.
+ */
+async function deviceBootTries(host: Host): Promise<number | undefined> {
+  if (!host.isBooted) return undefined;
+  let text: string;
+  try {
+    text = await readFile(BOOT_COUNTING_FILE, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_DEVICE_BOOT_TRIES;
+    throw ioError(`reading ${BOOT_COUNTING_FILE}`, e);
+  }
+  const tries = Number(text.trim());
+  if (!Number.isInteger(tries) || tries < 0 || tries > 100)
+    throw new BasaltError('invalid', `${BOOT_COUNTING_FILE} holds "${text.trim()}", not a number of tries from 0 (off) to 100`);
+  return tries === 0 ? undefined : tries;
+}
+
 /** Mirrors the sysroot's deployments to the ESP, when there is one to mirror to. */
 export async function syncEsp(host: Host, espDir?: string): Promise<MirrorResult | undefined> {
   const target = await espTargetOf(host, espDir);
-  return target ? mirrorBootEntries(host.sysroot, target) : undefined;
+  if (!target) return undefined;
+  const tries = await deviceBootTries(host);
+  return mirrorBootEntries(host.sysroot, target, tries === undefined ? {} : { bootCountingTries: tries });
 }

@@ -5,6 +5,12 @@ import { parseGVariantString } from './gvariant-text.js';
 import { metadataKey, runOstree } from './ostree-tool.js';
 import { originImage, parseKeyFile, type ImageSpec } from './origin.js';
 import { deployDir, listDeployments, repoOf, type Deployment } from './sysroot.js';
+import { espEntryStates, type EspEntryStatus } from './bootcount.js';
+import { ENTRIES_DIR, ENTRY_PREFIX, entryId } from './bootentries.js';
+import { directoryEsp } from './esp-target.js';
+
+/** Where a booted basalt system mounts its ESP (install writes the fstab line). */
+export const ESP_MOUNT = '/boot/efi';
 
 /**
  * The host as bootc's `bootc status --format json` describes it (apiVersion/kind/spec/status),
@@ -31,6 +37,12 @@ export interface HostDeploymentStatus {
   ostree: { checksum: string; deploySerial: number; stateroot: string };
   /** basalt's stable boot entry id on the ESP. */
   entryId: string;
+  /**
+   * The deployment's entry on the ESP as systemd-boot's boot counting left it: `good` (no
+   * counter: blessed, or counting off), `trying` (tries left), `bad` (out of tries: sorted last,
+   * booted only when nothing else is left). null when the ESP was not read or has no entry.
+   */
+  bootEntry: EspEntryStatus | null;
 }
 
 export interface BasaltHost {
@@ -52,6 +64,8 @@ export interface BasaltHost {
 export interface StatusOptions {
   /** A sysroot directory; default: the booted system (/). */
   sysroot?: string;
+  /** The ESP, for boot counting states (default: /boot/efi on a booted system, none otherwise). */
+  espDir?: string;
 }
 
 async function meta(repo: string, checksum: string, key: string): Promise<string | null> {
@@ -59,7 +73,7 @@ async function meta(repo: string, checksum: string, key: string): Promise<string
   return v === undefined ? null : parseGVariantString(v);
 }
 
-async function describe(sysroot: string, d: Deployment): Promise<HostDeploymentStatus> {
+async function describe(sysroot: string, d: Deployment, esp: Map<string, EspEntryStatus>): Promise<HostDeploymentStatus> {
   const repo = repoOf(sysroot);
   const originPath = `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
   const origin = parseKeyFile(await readFile(originPath, 'utf8').catch(() => ''));
@@ -71,7 +85,8 @@ async function describe(sysroot: string, d: Deployment): Promise<HostDeploymentS
     image,
     pinned: origin.get('libostree-transient')?.get('pinned') === 'true',
     ostree: { checksum: d.checksum, deploySerial: d.deploySerial, stateroot: d.stateroot },
-    entryId: `${d.stateroot}-${d.checksum.slice(0, 12)}.${d.deploySerial}`,
+    entryId: entryId(d),
+    bootEntry: esp.get(`${ENTRY_PREFIX}${entryId(d)}`) ?? null,
   };
 }
 
@@ -115,7 +130,9 @@ export async function readHostStatus(options: StatusOptions = {}): Promise<Basal
   const stagedDeployment = staged === undefined ? undefined : deployments.find((d) => key(d) === staged);
   const first = deployments[0];
   const rollback = isBooted ? deployments.find((d) => d !== booted && d !== stagedDeployment) : deployments[1];
-  const describeOrNull = async (d: Deployment | undefined): Promise<HostDeploymentStatus | null> => (d ? describe(sysroot, d) : null);
+  const espDir = options.espDir ?? (isBooted ? ESP_MOUNT : undefined);
+  const esp = espDir === undefined ? new Map<string, EspEntryStatus>() : await espEntryStates(directoryEsp(espDir), ENTRIES_DIR, ENTRY_PREFIX);
+  const describeOrNull = async (d: Deployment | undefined): Promise<HostDeploymentStatus | null> => (d ? describe(sysroot, d, esp) : null);
   const status = {
     staged: await describeOrNull(stagedDeployment),
     booted: await describeOrNull(booted),
@@ -134,6 +151,12 @@ export async function readHostStatus(options: StatusOptions = {}): Promise<Basal
   };
 }
 
+const BOOT_STATE_TEXT: Record<EspEntryStatus['state'], string> = {
+  good: 'good',
+  trying: 'on trial: not yet marked good',
+  bad: 'BAD: out of boot tries, booted only as a last resort',
+};
+
 /** `bootc status` style text. */
 export function formatHostHuman(host: BasaltHost): string {
   const lines: string[] = [];
@@ -145,6 +168,7 @@ export function formatHostHuman(host: BasaltHost): string {
     if (img?.imageDigest) lines.push(`        Digest: ${img.imageDigest}`);
     if (img?.version || img?.timestamp) lines.push(`       Version: ${img.version ?? '-'}${img.timestamp ? ` (${img.timestamp})` : ''}`);
     lines.push(`    Deployment: ${d.ostree.stateroot} ${d.ostree.checksum}.${d.ostree.deploySerial}${d.pinned ? ' (pinned)' : ''}`);
+    if (d.bootEntry) lines.push(`    Boot entry: ${d.bootEntry.file} (${BOOT_STATE_TEXT[d.bootEntry.state]})`);
     lines.push('');
   };
   const s = host.status;

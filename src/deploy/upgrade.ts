@@ -13,6 +13,7 @@ import { deployCommit } from './redeploy.js';
 import { imageOf, openHost, syncEsp, type Host, type HostOptions } from './host.js';
 import { isStagedLocked, lockStaged, unlockStaged } from './staged-lock.js';
 import { checkUpdateAllowed } from './update-policy.js';
+import { isKnownBadImage } from './bad-images.js';
 import { repoOf, type Deployment } from './sysroot.js';
 import type { MirrorResult } from './bootentries.js';
 
@@ -128,6 +129,12 @@ async function updateTo(host: Host, sourceName: string, target: ImageSpec, optio
       if (options.apply && host.staged) await unlockStaged();
       return { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
     }
+    // An image that failed its health checks here is not deployed again (the timer would
+    // otherwise stage it every 8 hours and roll back every time).
+    if (host.isBooted && (await isKnownBadImage(manifestDigest)))
+      throw new BasaltError('policy', `${sourceName} (${manifestDigest}) failed its health checks on this device before; not deploying it again`, {
+        hint: `publish a fixed image, or run basalt health forget ${manifestDigest} to try this one again`,
+      });
     await checkUpdateAllowed({ source, image, manifestDigest, reference: sourceName }, options.checkSource);
 
     const repo = repoOf(host.sysroot);
