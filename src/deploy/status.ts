@@ -73,7 +73,7 @@ async function meta(repo: string, checksum: string, key: string): Promise<string
   return v === undefined ? null : parseGVariantString(v);
 }
 
-async function describe(sysroot: string, d: Deployment, esp: Map<string, EspEntryStatus>): Promise<HostDeploymentStatus> {
+async function describe(sysroot: string, d: Pick<Deployment, 'stateroot' | 'checksum' | 'deploySerial'>, esp: Map<string, EspEntryStatus>): Promise<HostDeploymentStatus> {
   const repo = repoOf(sysroot);
   const originPath = `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
   const origin = parseKeyFile(await readFile(originPath, 'utf8').catch(() => ''));
@@ -100,11 +100,16 @@ async function bootedDeployment(sysroot: string, deployments: Deployment[]): Pro
   return undefined;
 }
 
-/** The staged deployment's checksum.serial from `ostree admin status` (only a running system has one). */
-async function stagedId(): Promise<string | undefined> {
+type DeploymentId = Pick<Deployment, 'stateroot' | 'checksum' | 'deploySerial'>;
+
+/**
+ * The staged deployment, from `ostree admin status` (only a running system has one). It has
+ * no boot entry until ostree finalises it at shutdown, so it is not among listDeployments'.
+ */
+async function stagedDeployment(): Promise<DeploymentId | undefined> {
   const { stdout } = await runOstree(['admin', 'status']);
-  const m = /^\s*\S+ ([0-9a-f]{64}\.\d+) \(staged\)/m.exec(stdout);
-  return m?.[1];
+  const m = /^\s*(\S+) ([0-9a-f]{64})\.(\d+) \(staged\)/m.exec(stdout);
+  return m ? { stateroot: m[1] as string, checksum: m[2] as string, deploySerial: Number(m[3]) } : undefined;
 }
 
 export async function readHostStatus(options: StatusOptions = {}): Promise<BasaltHost> {
@@ -125,16 +130,14 @@ export async function readHostStatus(options: StatusOptions = {}): Promise<Basal
   }
   const deployments = await listDeployments(sysroot);
   const booted = isBooted ? await bootedDeployment(sysroot, deployments) : undefined;
-  const staged = isBooted ? await stagedId() : undefined;
-  const key = (d: Deployment): string => `${d.checksum}.${d.deploySerial}`;
-  const stagedDeployment = staged === undefined ? undefined : deployments.find((d) => key(d) === staged);
+  const staged = isBooted ? await stagedDeployment() : undefined;
   const first = deployments[0];
-  const rollback = isBooted ? deployments.find((d) => d !== booted && d !== stagedDeployment) : deployments[1];
+  const rollback = isBooted ? deployments.find((d) => d !== booted) : deployments[1];
   const espDir = options.espDir ?? (isBooted ? ESP_MOUNT : undefined);
   const esp = espDir === undefined ? new Map<string, EspEntryStatus>() : await espEntryStates(directoryEsp(espDir), ENTRIES_DIR, ENTRY_PREFIX);
-  const describeOrNull = async (d: Deployment | undefined): Promise<HostDeploymentStatus | null> => (d ? describe(sysroot, d, esp) : null);
+  const describeOrNull = async (d: DeploymentId | undefined): Promise<HostDeploymentStatus | null> => (d ? describe(sysroot, d, esp) : null);
   const status = {
-    staged: await describeOrNull(stagedDeployment),
+    staged: await describeOrNull(staged),
     booted: await describeOrNull(booted),
     rollback: await describeOrNull(rollback),
     default: await describeOrNull(first),
