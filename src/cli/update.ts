@@ -60,6 +60,13 @@ async function updateOptions(o: Opts): Promise<UpdateOptions> {
   return { ...hostOptions(o), apply: Boolean(o.apply), transport: transportOptions(o, ''), ...(p ? { onProgress: p } : {}), ...(checkSource ? { checkSource } : {}) };
 }
 
+/** What upgrade and switch share: output, the system acted on, registry access, signature policy. */
+function addImageUpdateOptions(cmd: Command): void {
+  cmd.option('--json', 'print the result as JSON').option('-q, --quiet', 'print nothing but errors').addOption(sysrootOption()).addOption(espOption());
+  addRegistryOptions(cmd, '');
+  addPolicyOptions(cmd);
+}
+
 export function upgradeCommand(): Command {
   const cmd = new Command('upgrade')
     .description('update to the newest version of the image this system follows: staged for the next shutdown, or --apply to deploy and reboot now')
@@ -67,13 +74,8 @@ export function upgradeCommand(): Command {
     .option('--apply', 'deploy now and reboot into it')
     .option('--download-only', 'download and stage, locked: nothing changes at shutdown until --from-downloaded')
     .option('--from-downloaded', 'unlock the update staged by --download-only (with --apply: and reboot into it)')
-    .option('--from <file>', 'update from an oci-archive FILE (a USB stick) instead of the network; the system keeps following its image')
-    .option('--json', 'print the result as JSON')
-    .option('-q, --quiet', 'print nothing but errors')
-    .addOption(sysrootOption())
-    .addOption(espOption());
-  addRegistryOptions(cmd, '');
-  addPolicyOptions(cmd);
+    .option('--from <file>', 'update from an oci-archive FILE (a USB stick) instead of the network; the system keeps following its image');
+  addImageUpdateOptions(cmd);
   cmd.action(async (o: Opts) => {
     const isSysroot = Boolean(o.sysroot);
     if (o.check) {
@@ -105,13 +107,8 @@ export function switchCommand(): Command {
     .description('change the image this system follows and update to it (staged, or --apply to deploy and reboot now)')
     .argument('<image>', 'the image: HOST/REPO:TAG for registry, DIR:TAG for oci, FILE for oci-archive, NAME for containers-storage')
     .addOption(new Option('--transport <transport>', 'where IMAGE is').choices(TRANSPORTS).default('registry'))
-    .option('--apply', 'deploy now and reboot into it')
-    .option('--json', 'print the result as JSON')
-    .option('-q, --quiet', 'print nothing but errors')
-    .addOption(sysrootOption())
-    .addOption(espOption());
-  addRegistryOptions(cmd, '');
-  addPolicyOptions(cmd);
+    .option('--apply', 'deploy now and reboot into it');
+  addImageUpdateOptions(cmd);
   cmd.action(async (image: string, o: Opts) => {
     const transport = o.transport as string;
     const spec = transport === 'registry' ? imageSpecOf(`docker://${image.replace(/^docker:\/\//, '')}`) : { image, transport };

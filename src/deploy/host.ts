@@ -33,18 +33,23 @@ export interface HostOptions {
 
 export const deploymentKey = (d: Deployment): string => `${d.checksum}.${d.deploySerial}`;
 
-export async function openHost(options: HostOptions = {}): Promise<Host> {
-  const isBooted = options.sysroot === undefined;
-  const sysroot = options.sysroot ?? '/';
+/** Refuses a running system not booted from ostree, or a sysroot directory without a repository. */
+export async function requireOstreeSystem(sysroot: string, isBooted: boolean): Promise<void> {
   if (isBooted) {
     await access('/run/ostree-booted').catch(() => {
-      throw new BasaltError('usage', 'this system was not booted from an ostree deployment (/run/ostree-booted is missing)', { hint: 'give --sysroot DIR to act on an installed root filesystem' });
+      throw new BasaltError('usage', 'this system was not booted from an ostree deployment (/run/ostree-booted is missing)', { hint: 'give --sysroot DIR for an installed root filesystem' });
     });
   } else {
     await access(repoOf(sysroot)).catch((e: unknown) => {
       throw ioError(`sysroot ${sysroot} (no ostree/repo)`, e);
     });
   }
+}
+
+export async function openHost(options: HostOptions = {}): Promise<Host> {
+  const isBooted = options.sysroot === undefined;
+  const sysroot = options.sysroot ?? '/';
+  await requireOstreeSystem(sysroot, isBooted);
   const deployments = await listDeployments(sysroot);
   const booted = isBooted ? await bootedDeployment(sysroot, deployments) : undefined;
   const current = booted ?? deployments[0];
@@ -54,7 +59,7 @@ export async function openHost(options: HostOptions = {}): Promise<Host> {
 }
 
 /** The deployment whose directory is the running root (same device and inode as /). */
-async function bootedDeployment(sysroot: string, deployments: Deployment[]): Promise<Deployment | undefined> {
+export async function bootedDeployment(sysroot: string, deployments: Deployment[]): Promise<Deployment | undefined> {
   const root = await stat('/');
   for (const d of deployments) {
     const st = await stat(deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)).catch(() => undefined);
@@ -63,13 +68,25 @@ async function bootedDeployment(sysroot: string, deployments: Deployment[]): Pro
   return undefined;
 }
 
-/** The staged deployment as `ostree admin status` marks it (only a running system has one). */
-export async function stagedDeploymentId(): Promise<string | undefined> {
+export type DeploymentId = Pick<Deployment, 'stateroot' | 'checksum' | 'deploySerial'>;
+
+/**
+ * The staged deployment, from `ostree admin status` (only a running system has one). It has
+ * no boot entry until ostree finalises it at shutdown, so it is not among listDeployments'.
+ */
+export async function stagedDeployment(): Promise<DeploymentId | undefined> {
   const { stdout } = await runOstree(['admin', 'status']);
-  return /^\s*\S+ ([0-9a-f]{64}\.\d+) \(staged\)/m.exec(stdout)?.[1];
+  const m = /^\s*(\S+) ([0-9a-f]{64})\.(\d+) \(staged\)/m.exec(stdout);
+  return m ? { stateroot: m[1] as string, checksum: m[2] as string, deploySerial: Number(m[3]) } : undefined;
 }
 
-export function originPath(sysroot: string, d: Deployment): string {
+/** The staged deployment as `CHECKSUM.SERIAL`. */
+export async function stagedDeploymentId(): Promise<string | undefined> {
+  const d = await stagedDeployment();
+  return d && `${d.checksum}.${d.deploySerial}`;
+}
+
+export function originPath(sysroot: string, d: DeploymentId): string {
   return `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
 }
 

@@ -1,13 +1,13 @@
-import { access, readFile, stat } from 'node:fs/promises';
-import { BasaltError, ioError } from '../oci/errors.js';
+import { readFile } from 'node:fs/promises';
 import { META } from './import.js';
 import { parseGVariantString } from './gvariant-text.js';
-import { metadataKey, runOstree } from './ostree-tool.js';
+import { metadataKey } from './ostree-tool.js';
 import { originImage, parseKeyFile, type ImageSpec } from './origin.js';
-import { deployDir, listDeployments, repoOf, type Deployment } from './sysroot.js';
+import { listDeployments, repoOf, type Deployment } from './sysroot.js';
 import { espEntryStates, type EspEntryStatus } from './bootcount.js';
 import { ENTRIES_DIR, ENTRY_PREFIX, entryId } from './bootentries.js';
 import { directoryEsp } from './esp-target.js';
+import { bootedDeployment, originPath, requireOstreeSystem, stagedDeployment, type DeploymentId } from './host.js';
 
 /** Where a booted basalt system mounts its ESP (install writes the fstab line). */
 export const ESP_MOUNT = '/boot/efi';
@@ -75,8 +75,7 @@ async function meta(repo: string, checksum: string, key: string): Promise<string
 
 async function describe(sysroot: string, d: Pick<Deployment, 'stateroot' | 'checksum' | 'deploySerial'>, esp: Map<string, EspEntryStatus>): Promise<HostDeploymentStatus> {
   const repo = repoOf(sysroot);
-  const originPath = `${deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)}.origin`;
-  const origin = parseKeyFile(await readFile(originPath, 'utf8').catch(() => ''));
+  const origin = parseKeyFile(await readFile(originPath(sysroot, d), 'utf8').catch(() => ''));
   const spec = originImage(origin);
   const image: HostImageStatus | null = spec
     ? { image: spec, version: await meta(repo, d.checksum, META.version), timestamp: await meta(repo, d.checksum, META.created), imageDigest: await meta(repo, d.checksum, META.manifestDigest) }
@@ -90,44 +89,10 @@ async function describe(sysroot: string, d: Pick<Deployment, 'stateroot' | 'chec
   };
 }
 
-/** The deployment whose directory is the running root (same device and inode as /). */
-async function bootedDeployment(sysroot: string, deployments: Deployment[]): Promise<Deployment | undefined> {
-  const root = await stat('/');
-  for (const d of deployments) {
-    const st = await stat(deployDir(sysroot, d.stateroot, d.checksum, d.deploySerial)).catch(() => undefined);
-    if (st && st.dev === root.dev && st.ino === root.ino) return d;
-  }
-  return undefined;
-}
-
-type DeploymentId = Pick<Deployment, 'stateroot' | 'checksum' | 'deploySerial'>;
-
-/**
- * The staged deployment, from `ostree admin status` (only a running system has one). It has
- * no boot entry until ostree finalises it at shutdown, so it is not among listDeployments'.
- */
-async function stagedDeployment(): Promise<DeploymentId | undefined> {
-  const { stdout } = await runOstree(['admin', 'status']);
-  const m = /^\s*(\S+) ([0-9a-f]{64})\.(\d+) \(staged\)/m.exec(stdout);
-  return m ? { stateroot: m[1] as string, checksum: m[2] as string, deploySerial: Number(m[3]) } : undefined;
-}
-
 export async function readHostStatus(options: StatusOptions = {}): Promise<BasaltHost> {
   const isBooted = options.sysroot === undefined;
   const sysroot = options.sysroot ?? '/';
-  if (isBooted) {
-    try {
-      await access('/run/ostree-booted');
-    } catch {
-      throw new BasaltError('usage', 'this system was not booted from an ostree deployment (/run/ostree-booted is missing)', { hint: 'give --sysroot DIR to read an installed root filesystem' });
-    }
-  } else {
-    try {
-      await access(repoOf(sysroot));
-    } catch (e) {
-      throw ioError(`sysroot ${sysroot} (no ostree/repo)`, e);
-    }
-  }
+  await requireOstreeSystem(sysroot, isBooted);
   const deployments = await listDeployments(sysroot);
   const booted = isBooted ? await bootedDeployment(sysroot, deployments) : undefined;
   const staged = isBooted ? await stagedDeployment() : undefined;
