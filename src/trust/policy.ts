@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { parseReference } from '../oci/reference.js';
 import type { ImageIdentity } from './image-identity.js';
+import { containersConfigPath } from './containers-config.js';
 
 /**
  * containers-policy.json(5): which images are accepted, per transport and scope. Parsed as
@@ -49,13 +48,7 @@ export interface Policy {
 
 /** The policy file podman would read: $HOME/.config/containers/policy.json, else /etc/containers/policy.json. */
 export async function defaultPolicyPath(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const user = join(env.HOME || homedir(), '.config', 'containers', 'policy.json');
-  try {
-    await readFile(user);
-    return user;
-  } catch {
-    return '/etc/containers/policy.json';
-  }
+  return containersConfigPath('policy.json', env);
 }
 
 export async function loadPolicy(path: string): Promise<Policy> {

@@ -1,9 +1,9 @@
 import { readFile, readdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { BasaltError, ioError } from '../oci/errors.js';
 import type { ImageIdentity } from './image-identity.js';
+import { containersConfigPath } from './containers-config.js';
 
 /**
  * containers-registries.d(5): where signatures of docker images live. Every *.yaml file in
@@ -28,13 +28,7 @@ export interface RegistriesD {
 
 /** The directory podman would read: $HOME/.config/containers/registries.d, else /etc/containers/registries.d. */
 export async function defaultRegistriesDDir(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const user = join(env.HOME || homedir(), '.config', 'containers', 'registries.d');
-  try {
-    await readdir(user);
-    return user;
-  } catch {
-    return '/etc/containers/registries.d';
-  }
+  return containersConfigPath('registries.d', env);
 }
 
 function storage(value: unknown, where: string): SignatureStorage {
