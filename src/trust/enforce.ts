@@ -199,10 +199,13 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
     if ('reason' in claim) result.reasons.push(claim.reason);
     else result.signatures.push({ format: 'cosign', dockerReference: claim.reference, id: sig.digest });
   }
-  // cosign v3 attaches sigstore bundles instead of the .sig image.
-  const bundles = await verifyBundleAttachments(evidence.imageName, evidence.manifestDigest, keys, evidence.transport);
-  result.reasons.push(...bundles.reasons);
-  for (const b of bundles.accepted) result.signatures.push({ format: 'sigstore-bundle', dockerReference: BUNDLE_REFERENCE, id: b.id });
+  // cosign v3 attaches sigstore bundles instead of the .sig image; looked up only when no
+  // legacy signature was accepted (one accepted signature is enough, and it saves requests).
+  if (result.signatures.length === 0) {
+    const bundles = await verifyBundleAttachments(evidence.imageName, evidence.manifestDigest, keys, evidence.transport);
+    result.reasons.push(...bundles.reasons);
+    for (const b of bundles.accepted) result.signatures.push({ format: 'sigstore-bundle', dockerReference: BUNDLE_REFERENCE, id: b.id });
+  }
   result.accepted = result.signatures.length > 0;
   return result;
 }
