@@ -4,11 +4,10 @@
  * the device by mke2fs at the partition's offset (no partition device nodes, no mounts), and
  * the root partition takes the rest of the device.
  */
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { makeTempDir } from '../oci/fsutil.js';
-import { rm } from 'node:fs/promises';
 import { planGpt, writeGpt } from './gpt.js';
 import { writeFully } from './sparse-copy.js';
 import { createFatImage, estimateEspSize } from './fat.js';

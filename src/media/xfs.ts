@@ -4,7 +4,7 @@
  * `cp -a`: this needs root and a kernel that allows loop mounts (documented in
  * docs/bootable.md; ext4 needs neither).
  */
-import { mkdtemp, rm, truncate, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BasaltError } from '../oci/errors.js';
@@ -26,12 +26,8 @@ export async function createXfsImage(options: XfsImageOptions): Promise<void> {
   const { path, sourceDir, label, uuid } = options;
   const size = Math.max(options.size, MIN_XFS_SIZE);
   if (label.length > 12) throw new BasaltError('usage', `filesystem label "${label}" is longer than xfs's 12 characters`);
-  await rm(path, { force: true });
-  await truncate(path, size).catch(async () => {
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(path, '');
-    await truncate(path, size);
-  });
+  await writeFile(path, ''); // replaces an old image
+  await truncate(path, size);
   try {
     await runTool('mkfs.xfs', ['-q', '-f', '-L', label, '-m', `uuid=${uuid}`, path]);
     const mountPoint = await mkdtemp(join(tmpdir(), 'basalt-xfs-'));
