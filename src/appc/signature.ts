@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
 
@@ -21,8 +21,8 @@ export async function readKeyFile(path: string): Promise<openpgp.Key[]> {
   const data = await readAll(path, 'key file');
   try {
     const text = data.toString('utf8');
-    if (text.includes('-----BEGIN PGP')) return await openpgp.readKeys({ armoredKeys: text });
-    return await openpgp.readKeys({ binaryKeys: new Uint8Array(data) });
+    if (text.includes('-----BEGIN PGP')) return await (await import('openpgp')).readKeys({ armoredKeys: text });
+    return await (await import('openpgp')).readKeys({ binaryKeys: new Uint8Array(data) });
   } catch (e) {
     throw new BasaltError('invalid', `${path} is not an OpenPGP key (${(e as Error).message})`, { hint: 'export it with gpg --armor --export KEYID', cause: e });
   }
@@ -41,13 +41,13 @@ export async function signAci(aciPath: string, keyFile: string, options: { passp
   if (!priv.isDecrypted()) {
     if (options.passphrase === undefined) throw new BasaltError('usage', `the private key in ${keyFile} is protected by a passphrase`, { hint: 'pass --passphrase-file FILE' });
     try {
-      signingKey = await openpgp.decryptKey({ privateKey: priv, passphrase: options.passphrase });
+      signingKey = await (await import('openpgp')).decryptKey({ privateKey: priv, passphrase: options.passphrase });
     } catch (e) {
       throw new BasaltError('auth', `the passphrase does not unlock the key in ${keyFile}`, { cause: e });
     }
   }
-  const message = await openpgp.createMessage({ binary: new Uint8Array(await readAll(aciPath, 'ACI')) });
-  const signature = await openpgp.sign({ message, signingKeys: signingKey, detached: true, format: 'armored' });
+  const message = await (await import('openpgp')).createMessage({ binary: new Uint8Array(await readAll(aciPath, 'ACI')) });
+  const signature = await (await import('openpgp')).sign({ message, signingKeys: signingKey, detached: true, format: 'armored' });
   const out = options.out ?? `${aciPath}.asc`;
   await writeFileAtomic(out, signature);
   return { signature, fingerprint: fingerprintOf(priv) };
@@ -60,13 +60,13 @@ export async function signAci(aciPath: string, keyFile: string, options: { passp
 export async function verifyDetached(data: Buffer, armoredSignature: string, trusted: openpgp.Key[], what: string): Promise<string> {
   let signature: openpgp.Signature;
   try {
-    signature = await openpgp.readSignature({ armoredSignature });
+    signature = await (await import('openpgp')).readSignature({ armoredSignature });
   } catch (e) {
     throw new BasaltError('invalid', `${what}: the signature is not an armored OpenPGP signature (${(e as Error).message})`, { cause: e });
   }
   if (trusted.length === 0) throw new BasaltError('policy', `${what}: no trusted key for this image name`, { hint: 'trust the signer\'s key with basalt aci trust --prefix NAME KEYFILE' });
-  const message = await openpgp.createMessage({ binary: new Uint8Array(data) });
-  const result = await openpgp.verify({ message, signature, verificationKeys: trusted, expectSigned: false });
+  const message = await (await import('openpgp')).createMessage({ binary: new Uint8Array(data) });
+  const result = await (await import('openpgp')).verify({ message, signature, verificationKeys: trusted, expectSigned: false });
   const failures: string[] = [];
   for (const sig of result.signatures) {
     try {

@@ -125,6 +125,8 @@ async function installBasalt(root: string, files: BasaltFiles): Promise<void> {
   try {
     await mkdir(lib, { recursive: true });
     await copyFile(files.bundle, join(lib, 'basalt.mjs'));
+    // The bundle's lazily loaded libraries live in chunks next to it (see scripts/bundle.mjs).
+    await copyTree(join(dirname(files.bundle), 'chunks'), join(lib, 'chunks'), (rel) => rel.endsWith('.mjs'));
     await copyTree(files.zstdPackage, join(lib, 'node_modules/zstd-napi'), zstdRuntimeFile);
     await stat(join(lib, 'node_modules/zstd-napi/build/Release/binding.node'));
     await writeFile(join(root, 'usr/bin/basalt'), BASALT_WRAPPER);

@@ -233,7 +233,7 @@ export function aciCommand(): Command {
         .option('--json', 'print JSON'),
     ).action(async (target: string, o: Opts) => {
       const r = await fetchAci(target, { insecure: parseInsecureOptions(o.insecureOptions as string), keystore: keystoreDirs(o), storeRoot: storeRoot(o), ...(o.port ? { port: o.port as number } : {}) });
-      printFormatted(r, o.json ? 'json' : 'text', () => `${r.stored.imageId}\n`);
+      await printFormatted(r, o.json ? 'json' : 'text', () => `${r.stored.imageId}\n`);
     }),
   );
 
@@ -244,7 +244,7 @@ export function aciCommand(): Command {
       .option('--json', 'print JSON')
       .action(async (o: Opts) => {
         const all = await listStore(storeRoot(o));
-        printFormatted(all, o.json ? 'json' : 'text', () => all.map((a) => `${a.imageId.slice(0, 19)}  ${a.name}  ${Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(',')}\n`).join(''));
+        await printFormatted(all, o.json ? 'json' : 'text', () => all.map((a) => `${a.imageId.slice(0, 19)}  ${a.name}  ${Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(',')}\n`).join(''));
       }),
   );
 

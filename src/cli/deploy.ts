@@ -167,8 +167,8 @@ export function statusCommand(): Command {
       const format = o.json ? 'json' : (o.format as string);
       if (o.booted) {
         const only = host.status.booted ?? host.status.default;
-        return printFormatted(only, format, () => formatHostHuman({ ...host, status: { ...host.status, staged: null, rollback: null } }));
+        return await printFormatted(only, format, () => formatHostHuman({ ...host, status: { ...host.status, staged: null, rollback: null } }));
       }
-      printFormatted(host, format, () => formatHostHuman(host));
+      await printFormatted(host, format, () => formatHostHuman(host));
     });
 }

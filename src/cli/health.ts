@@ -68,7 +68,7 @@ export function healthCommand(): Command {
       .option('--json', 'print as JSON')
       .action(async (o: Opts) => {
         const list = await readBadImages();
-        printFormatted(list, o.json ? 'json' : 'human', () => (list.length ? list.map((b) => `${b.digest}  ${b.time}  ${b.reason}\n`).join('') : 'No images failed here.\n'));
+        await printFormatted(list, o.json ? 'json' : 'human', () => (list.length ? list.map((b) => `${b.digest}  ${b.time}  ${b.reason}\n`).join('') : 'No images failed here.\n'));
       }),
   );
   health.addCommand(

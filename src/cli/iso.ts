@@ -41,7 +41,7 @@ function infoCommand(): Command {
           mbr: iso.hybrid.mbr,
           gpt: iso.hybrid.gpt ?? null,
         };
-        printFormatted(info, o.format as string, () => {
+        await printFormatted(info, o.format as string, () => {
           const lines = [
             `Volume id:      ${info.volumeId}`,
             `System id:      ${info.systemId}`,
@@ -93,7 +93,7 @@ function lsCommand(): Command {
         if (!start.isDirectory) rows.push(describe(prefix, start));
         else if (o.recursive) await iso.walk(tree, (p, e) => void rows.push(describe(p, e)), start, prefix);
         else for (const e of await iso.list(start.record, tree)) rows.push(describe(`${prefix}/${e.name}`, e));
-        printFormatted(rows, o.format as string, () =>
+        await printFormatted(rows, o.format as string, () =>
           rows.map((r) => `${r.type === 'directory' ? 'd' : r.type === 'symlink' ? 'l' : '-'} ${String(r.size).padStart(12)}  ${r.path}${r.target ? ` -> ${r.target}` : ''}\n`).join(''),
         );
       }),
@@ -177,7 +177,7 @@ function remasterCommand(): Command {
       md5: o.md5sum !== false,
       ...(epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
     });
-    printFormatted(report, o.format as string, () => {
+    await printFormatted(report, o.format as string, () => {
       const lines = [`Wrote ${report.output} (${report.bytes} bytes, volume id "${report.volumeId}")`];
       for (const c of report.configs) lines.push(`  edited ${c.path}: ${c.kernelLines} kernel command line(s)`);
       lines.push(`  EFI boot image: ${report.efiImage}`);

@@ -1,4 +1,3 @@
-import { stringify as toYaml } from 'yaml';
 import { BasaltError, EXIT_CODES, isBasaltError } from '../oci/errors.js';
 
 /** Everything the CLI writes goes through here, so the library stays silent. */
@@ -6,9 +5,10 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 4)}\n`);
 }
 
-export function printFormatted(value: unknown, format: string, human: () => string): void {
+/** YAML is rare output; its library is loaded (a separate bundle chunk) only when asked for. */
+export async function printFormatted(value: unknown, format: string, human: () => string): Promise<void> {
   if (format === 'json') printJson(value);
-  else if (format === 'yaml') process.stdout.write(toYaml(value));
+  else if (format === 'yaml') process.stdout.write((await import('yaml')).stringify(value));
   else process.stdout.write(human());
 }
 

@@ -183,7 +183,7 @@ export function signCommand(): Command {
       ...(o.identity ? { identity: o.identity as string } : {}),
       ...(o.lookaside ? { lookaside: o.lookaside as string } : { registriesD: await registriesDFrom(o) }),
     });
-    printFormatted(result, o.format as string, () => `Signed ${result.image} (${result.manifestDigest}) as ${result.dockerReference}: ${result.location}\n`);
+    await printFormatted(result, o.format as string, () => `Signed ${result.image} (${result.manifestDigest}) as ${result.dockerReference}: ${result.location}\n`);
   });
   return cmd;
 }
@@ -218,7 +218,7 @@ export function verifyCommand(): Command {
       await source.close();
     }
     const accepted = decision.requirements.every((r) => r.accepted);
-    printFormatted({ ...decision, accepted }, o.format as string, () => describeDecision(decision));
+    await printFormatted({ ...decision, accepted }, o.format as string, () => describeDecision(decision));
     if (!accepted) {
       const reasons = decision.requirements.flatMap((r) => r.reasons).join('; ');
       throw new BasaltError('policy', `${image} is not accepted: ${reasons}`, { hint: 'check the key, and that the image was signed under the name you verify it by' });

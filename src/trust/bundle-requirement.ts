@@ -2,7 +2,6 @@ import type { KeyObject } from 'node:crypto';
 import { isBasaltError } from '../oci/errors.js';
 import { openSource } from '../oci/transports/index.js';
 import type { TransportOptions } from '../oci/transport.js';
-import { verifyImageBundles } from './bundle/index.js';
 
 /** What a sigstore bundle signature is accepted as; a bundle names no repository. */
 export const BUNDLE_REFERENCE = '(none: a sigstore bundle signs the manifest digest only)';
@@ -23,7 +22,7 @@ export async function verifyBundleAttachments(imageName: string, manifestDigest:
   const publicKeys = keys.map((k) => Buffer.from(k.export({ type: 'spki', format: 'pem' }) as string));
   const source = await openSource(imageName, transport);
   try {
-    const verified = await verifyImageBundles(source, manifestDigest, { publicKeys, requireTransparencyLog: false });
+    const verified = await (await import('./bundle/index.js')).verifyImageBundles(source, manifestDigest, { publicKeys, requireTransparencyLog: false });
     return { accepted: verified.map((v) => ({ id: v.referrer })), reasons: [] };
   } catch (e) {
     if (isBasaltError(e, 'policy')) return { accepted: [], reasons: [e.message] };

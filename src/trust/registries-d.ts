@@ -1,6 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { BasaltError, ioError } from '../oci/errors.js';
 import type { ImageIdentity } from './image-identity.js';
 import { containersConfigPath } from './containers-config.js';
@@ -71,7 +70,7 @@ export async function loadRegistriesD(dir: string): Promise<RegistriesD> {
     const file = join(dir, name);
     let doc: unknown;
     try {
-      doc = parseYaml(await readFile(file, 'utf8'));
+      doc = (await import('yaml')).parse(await readFile(file, 'utf8'));
     } catch (e) {
       if (e instanceof BasaltError) throw e;
       throw new BasaltError('invalid', `registries.d file ${file} is not valid YAML (${(e as Error).message})`, { hint: 'fix or remove the file' });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
@@ -12,7 +12,7 @@ import { exportRootfs } from '../../src/oci/filesystem.js';
 import { readImage } from '../../src/oci/image.js';
 import { readTar } from '../../src/oci/layer/tar.js';
 import { openSource } from '../../src/oci/transports/index.js';
-import { requireTool, run, tempDir } from '../harness/tools.js';
+import { REPO_ROOT, requireTool, run, tempDir } from '../harness/tools.js';
 
 /**
  * ONE real base build, twice with the same SOURCE_DATE_EPOCH: mmdebstrap's tarball is
@@ -50,6 +50,9 @@ test('basalt base build: bootable, lint-clean, initramfs with ostree-prepare-roo
       for (const f of ['usr/lib/basalt/basalt.mjs', 'usr/lib/basalt/node_modules/zstd-napi/build/Release/binding.node', 'usr/bin/basalt', 'etc/systemd/network/80-basalt-dhcp.network', 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service', 'usr/lib/bootc/kargs.d/10-basalt-console.toml'])
         assert.ok(tree.entries.has(f), f);
       assert.equal(tree.entries.has('var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease'), false, 'apt lists cleaned');
+      // Every chunk the bundle imports lazily (openpgp, yaml, sigstore) must be installed beside it.
+      for (const chunk of (await readdir(join(REPO_ROOT, 'dist/chunks'))).filter((n) => n.endsWith('.mjs')))
+        assert.equal(tree.entries.get(`usr/lib/basalt/chunks/${chunk}`)?.type, 'file', chunk);
 
       // The initramfs must carry ostree's dracut module, or the first boot cannot find its deployment.
       const initramfs = join(dir, 'initramfs.img');

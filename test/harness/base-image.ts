@@ -17,6 +17,8 @@ async function inputsHash(): Promise<string> {
   const dir = join(REPO_ROOT, 'src/build');
   for (const f of (await readdir(dir)).sort()) h.update(f).update(await readFile(join(dir, f)));
   h.update(await readFile(join(REPO_ROOT, 'dist/basalt.mjs')));
+  const chunks = join(REPO_ROOT, 'dist/chunks');
+  for (const f of (await readdir(chunks)).filter((n) => n.endsWith('.mjs')).sort()) h.update(f).update(await readFile(join(chunks, f)));
   return h.digest('hex');
 }
 
