@@ -24,6 +24,10 @@ import { imageIdentity } from '../trust/image-identity.js';
 import { appendCosignSignatures, signatureImageFor, signaturesOf } from '../trust/cosign.js';
 import { digestOf } from '../oci/digest.js';
 import { passphraseFromEnv } from '../trust/keys.js';
+import { DirDestination } from '../oci/transports/dir.js';
+import { readSimpleSignatures, SignatureCarryingDestination } from '../trust/carry.js';
+import { createSimpleSignature } from '../trust/pgp.js';
+import { createPayload, SIMPLE_SIGNING_TYPE } from '../trust/payload.js';
 
 type Opts = Record<string, unknown>;
 
@@ -59,6 +63,7 @@ Image names use skopeo's transports:
   oci-archive:FILE[:REF]                     a tar of an OCI layout
   docker-archive:FILE[:REF]                  what podman save / docker save write
   containers-storage:REF                     podman's local images (through podman)
+  dir:PATH                                   skopeo's directory format (one image, signatures)
   NAME (no transport) or store:NAME          basalt's local store ($BASALT_STORE,
                                              /var/lib/basalt/store as root)`,
   );
@@ -81,7 +86,7 @@ Image names use skopeo's transports:
     .option('--sign-passphrase-file <file>', 'passphrase of the signing key (default: BASALT_PASSWORD, COSIGN_PASSWORD or a prompt)')
     .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside')
     .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)')
-    .option('--remove-signatures', 'do not copy the source\'s cosign signatures');
+    .option('--remove-signatures', 'do not copy the source\'s signatures (cosign, and simple signatures in dir: or lookaside)');
   addPolicyOptions(copy);
   addPlatformOptions(copy);
   addRegistryOptions(addRegistryOptions(addRegistryOptions(copy, ''), 'src-'), 'dest-');
@@ -103,7 +108,13 @@ Image names use skopeo's transports:
           throw new BasaltError('usage', `${src} is signed, and --format/--dest-compress would change its digest and void the signatures`, { hint: 'pass --remove-signatures (and sign the result), or copy without conversion' });
         signatureImageFor(dst, sourceDigest); // throws for destinations that cannot hold signatures
       }
-      const destination = await openDestination(dst, transportOptions(o, 'dest', log));
+      const gpg = typeof o.signBy === 'string' ? { kind: 'gpg' as const, signer: { keyId: o.signBy, ...(passphraseFromEnv() ? { passphrase: passphraseFromEnv() as string } : {}) } } : undefined;
+      // Simple signatures travel too (dir: signature-N, registry lookaside); --sign-by into a dir: adds one there.
+      const registriesD = await registriesDFrom(o);
+      const inner = await openDestination(dst, transportOptions(o, 'dest', log));
+      const signIntoDir = gpg && inner instanceof DirDestination ? gpg : undefined;
+      if (signer && inner instanceof DirDestination) throw new BasaltError('usage', `${dst} holds simple signatures only, not cosign signatures`, { hint: 'sign with --sign-by GPG-KEY, or copy to a registry or an oci: layout' });
+      const destination = new SignatureCarryingDestination(inner, registriesD, signIntoDir ? (digest) => createSimpleSignature(createPayload(SIMPLE_SIGNING_TYPE, o.signIdentity as string, digest, { creator: CREATOR, timestamp: signTimestamp() }), signIntoDir.signer) : undefined);
       const progress = new CopyProgress(o.quiet ? 'none' : (o.progress as ProgressMode));
       const platform = platformOption(o);
       const compress = (o.destCompress ?? o.destCompressFormat) as Compression | undefined;
@@ -113,9 +124,13 @@ Image names use skopeo's transports:
         ...(o.format ? { format: o.format as ManifestFormat } : {}),
         ...(compress ? { destCompress: compress } : {}),
         onEvent: progress.onEvent,
-        beforeWrite: async () => {
+        beforeWrite: async (top) => {
           if (o.preserveDigests && (o.format || compress)) throw new BasaltError('usage', '--preserve-digests cannot be combined with --format or --dest-compress, which change digests');
           if (policyCheck) await checkImagePolicy(source, src, policyCheck);
+          const simple = o.removeSignatures ? [] : await readSimpleSignatures(src, source, top.digest, registriesD);
+          if (simple.length > 0 && (o.format || compress))
+            throw new BasaltError('usage', `${src} has ${simple.length} simple signature(s), and --format/--dest-compress would change its digest and void them`, { hint: 'pass --remove-signatures (and sign the result), or copy without conversion' });
+          destination.carry(simple, top.digest);
         },
       });
       progress.finish();
@@ -124,8 +139,9 @@ Image names use skopeo's transports:
         if (result.digest === sourceDigest) await appendCosignSignatures(signatureImageFor(dst, result.digest), signatures, transportOptions(o, 'dest', log));
         else if (!o.quiet) warn(`the ${signatures.length} signature(s) of ${src} sign ${sourceDigest}, not the copied ${result.digest} (one platform of an index): not copied`);
       }
-      const gpg = typeof o.signBy === 'string' ? { kind: 'gpg' as const, signer: { keyId: o.signBy, ...(passphraseFromEnv() ? { passphrase: passphraseFromEnv() as string } : {}) } } : undefined;
-      const sign = signer ?? gpg;
+      if (destination.count > 0 && !o.quiet) process.stderr.write(`Copied ${destination.count} simple signature(s)${destination.written.length ? ` to ${destination.written.join(', ')}` : ''}\n`);
+      const sign = signer ?? (signIntoDir ? undefined : gpg);
+      if (signIntoDir && !o.quiet) process.stderr.write(`Signed ${result.digest} as ${o.signIdentity as string} in ${dst}\n`);
       if (sign) {
         const signed = await signImage(dst, sign, {
           transport: transportOptions(o, 'dest', log),

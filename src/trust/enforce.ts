@@ -8,6 +8,9 @@ import { imageIdentity, type ImageIdentity } from './image-identity.js';
 import { identityMatches } from './identity-match.js';
 import { loadPublicKey, parsePublicKey, verifyBytes } from './keys.js';
 import { readLookasideSignatures } from './lookaside.js';
+import { builtinLookaside, lookasideReadBase } from './carry.js';
+import { readDirSignatures } from '../oci/transports/dir.js';
+import { parseImageName } from '../oci/transports/index.js';
 import { COSIGN_SIGNATURE_TYPE, parsePayload, SIMPLE_SIGNING_TYPE, type PayloadType } from './payload.js';
 import { verifySimpleSignature } from './pgp.js';
 import { acceptsUnsigned, requirementsFor, type KeySource, type Policy, type Requirement, type SignedIdentity } from './policy.js';
@@ -83,7 +86,13 @@ export class ImageEvidence {
   }
 
   simpleSignatures(): Promise<Buffer[]> {
-    const base = this.options.lookaside ?? this.storage.lookaside;
+    // A dir: image keeps its signatures inside the directory (signature-N).
+    if (this.identity.transport === 'dir') {
+      this.simple ??= readDirSignatures(parseImageName(this.imageName).reference);
+      return this.simple;
+    }
+    // Unconfigured registries use containers/image's built-in lookaside, as podman does.
+    const base = this.options.lookaside ?? (this.identity.transport === 'docker' ? lookasideReadBase(this.storage) : this.storage.lookaside);
     const ref = this.identity.dockerReference;
     if (base === undefined || ref === undefined) return Promise.resolve([]);
     this.simple ??= readLookasideSignatures(base, ref.repository, this.manifestDigest);
@@ -213,7 +222,10 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
 async function verifySignedBy(requirement: Requirement & { type: 'signedBy' }, evidence: ImageEvidence): Promise<RequirementResult> {
   const result: RequirementResult = { type: 'signedBy', accepted: false, signatures: [], reasons: [] };
   const blobs = await evidence.simpleSignatures();
-  if (blobs.length === 0) result.reasons.push(`no simple signatures (lookaside: ${evidence.storage.lookaside ?? 'none configured in registries.d'})`);
+  if (blobs.length === 0) {
+    const where = evidence.identity.transport === 'dir' ? 'no signature-N files in the directory' : `lookaside: ${evidence.storage.lookaside ?? `${builtinLookaside()}, none configured in registries.d`}`;
+    result.reasons.push(`no simple signatures (${where})`);
+  }
   for (const [i, blob] of blobs.entries()) {
     const what = `simple signature ${i + 1}`;
     let verified;

@@ -105,6 +105,20 @@ export function imageIdentity(imageName: string, location?: { registry: string; 
         },
       };
     }
+    case 'dir': {
+      // containers/image's dir transport: the resolved path, then its parents. Its simple
+      // signatures are files inside the directory (signature-N), not cosign attachments.
+      const abs = resolve(reference);
+      return {
+        transport: 'dir',
+        dockerReference: undefined,
+        policyIdentity: abs,
+        policyNamespaces: pathNamespaces(abs).slice(1),
+        signatureImageName: () => {
+          throw new BasaltError('unsupported', `${imageName}: a dir: image holds simple signatures (signature-N files), not cosign signatures`, { hint: 'copy the image to a registry, an oci: layout or the store to attach cosign signatures' });
+        },
+      };
+    }
     default:
       return {
         transport: transport.name,

@@ -6,6 +6,7 @@ import { ociArchiveTransport } from './oci-archive.js';
 import { dockerArchiveTransport } from './docker-archive.js';
 import { containersStorageTransport } from './containers-storage.js';
 import { storeTransport } from './store.js';
+import { dirTransport } from './dir.js';
 
 /** Every transport, by the prefix skopeo uses (`docker://` is written with its slashes). */
 export const TRANSPORTS: readonly Transport[] = [
@@ -15,6 +16,7 @@ export const TRANSPORTS: readonly Transport[] = [
   dockerArchiveTransport,
   containersStorageTransport,
   storeTransport,
+  dirTransport,
 ];
 
 export interface ImageName {
@@ -35,7 +37,7 @@ export function parseImageName(name: string): ImageName {
     const t = TRANSPORTS.find((x) => x.name === prefix && x !== dockerTransport);
     if (t) return { transport: t, reference: name.slice(colon + 1) };
     if (prefix === 'docker') throw new BasaltError('usage', `image name "${name}": the docker transport is written docker://HOST/REPO[:TAG]`);
-    if (/^[a-z-]+$/.test(prefix) && !name.slice(colon + 1).match(/^\d/) && ['dir', 'docker-daemon', 'sif', 'tarball', 'ostree'].includes(prefix))
+    if (/^[a-z-]+$/.test(prefix) && !name.slice(colon + 1).match(/^\d/) && ['docker-daemon', 'sif', 'tarball', 'ostree'].includes(prefix))
       throw new BasaltError('unsupported', `image name "${name}": transport "${prefix}" is not supported`, { hint: `basalt reads ${TRANSPORTS.map((t) => (t.name === 'docker' ? 'docker://' : `${t.name}:`)).join(' ')}` });
   }
   return { transport: storeTransport, reference: name };
