@@ -13,6 +13,7 @@ import { listTags, deleteImage, listImages, removeImage } from '../oci/catalog.j
 import { syncImages, type SyncSourceKind, type SyncDestKind } from '../oci/sync.js';
 import type { Compression } from '../oci/media-types.js';
 import type { TransportOptions } from '../oci/transport.js';
+import type { ManifestBlob } from '../oci/manifest.js';
 import { addPlatformOptions, addRegistryOptions, collect, commandLine, keyValue, platformOption, sourceDateEpoch, transportOptions } from './common.js';
 import { CopyProgress, type ProgressMode } from './progress.js';
 import { printJson, warn } from './output.js';
@@ -160,18 +161,21 @@ Image names use skopeo's transports:
 
   const sync = new Command('sync')
     .description('mirror repositories or a YAML list of images to a registry or a directory (skopeo sync)')
-    .argument('<source>', 'a registry repository (docker), a directory written by sync (dir), or a YAML file (yaml)')
-    .argument('<destination>', 'a registry and path prefix (docker) or a directory (dir)')
-    .addOption(new Option('--src <kind>', 'what <source> is').choices(['docker', 'dir', 'yaml']).makeOptionMandatory())
-    .addOption(new Option('--dest <kind>', 'what <destination> is').choices(['docker', 'dir']).makeOptionMandatory())
+    .argument('<source>', 'a registry repository (docker), a directory of dir: images (dir) or of OCI layouts (oci), or a YAML file (yaml)')
+    .argument('<destination>', 'a registry and path prefix (docker), or a directory (dir: skopeo\'s dir: images; oci: OCI layouts)')
+    .addOption(new Option('--src <kind>', 'what <source> is').choices(['docker', 'dir', 'oci', 'yaml']).makeOptionMandatory())
+    .addOption(new Option('--dest <kind>', 'what <destination> is').choices(['docker', 'dir', 'oci']).makeOptionMandatory())
     .option('--scoped', 'keep the source registry and full repository path under the destination')
     .option('-a, --all', 'copy every platform of multi-platform images')
     .option('--dry-run', 'list what would be copied, copy nothing')
     .option('--keep-going', 'copy what can be copied and report the failures at the end')
+    .option('--remove-signatures', 'do not copy simple signatures (dir: signature-N files, registry lookaside)')
+    .option('--registries.d <dir>', 'where registry signatures live (default: ~/.config/containers/registries.d, else /etc/containers/registries.d)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('--registries-conf <file>', 'use this registries.conf instead of the system one');
   addRegistryOptions(addRegistryOptions(sync, 'src-'), 'dest-');
   sync.action(async (src: string, dst: string, o: Opts) => {
+    const registriesD = await registriesDFrom(o);
     const summary = await syncImages(src, o.src as SyncSourceKind, dst, o.dest as SyncDestKind, {
       scoped: Boolean(o.scoped),
       all: Boolean(o.all),
@@ -179,6 +183,12 @@ Image names use skopeo's transports:
       keepGoing: Boolean(o.keepGoing),
       sourceOptions: transportOptions(o, 'src'),
       destOptions: transportOptions(o, 'dest'),
+      // Simple signatures travel with each image, as skopeo sync copies them.
+      prepare: (source, from, opened) => {
+        const destination = new SignatureCarryingDestination(opened, registriesD);
+        const beforeWrite = async (top: ManifestBlob): Promise<void> => destination.carry(o.removeSignatures ? [] : await readSimpleSignatures(from, source, top.digest, registriesD), top.digest);
+        return { destination, beforeWrite };
+      },
       onImage: (from, to, result) => {
         if (!o.quiet) process.stderr.write(`${o.dryRun ? 'Would copy' : 'Copied'} ${from} -> ${to}${result ? ` ${result}` : ''}\n`);
       },

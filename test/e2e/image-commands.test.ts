@@ -104,19 +104,27 @@ test('login stores credentials podman can use; logout removes them; a bad passwo
   assert.equal(basalt(['image', 'inspect', '--tls-verify=false', `docker://${locked.host}/commands/private:1`], { env }).status, 4);
 });
 
-test('sync: a repository to a directory, the directory to another registry, and a YAML list', async () => {
+test('sync: a repository to a directory (skopeo dir: images), the directory to another registry, OCI layouts, and a YAML list', async () => {
   const repo = `${open.host}/mirror/src`;
   for (const t of ['1', '2']) basaltOk(['image', 'copy', '--dest-tls-verify=false', 'test/layered:2', `docker://${repo}:${t}`], { env });
   const usb = join(work, 'usb');
   basaltOk(['image', 'sync', '--src', 'docker', '--dest', 'dir', '--src-tls-verify=false', repo, usb], { env });
-  assert.deepEqual(JSON.parse(basaltOk(['image', 'list-tags', `oci:${join(usb, 'src')}`], { env })).sort(), ['1', '2']);
+  // skopeo sync's layout: DEST/REPO:TAG, one dir: image each.
+  assert.deepEqual((await readdir(usb)).sort(), ['src:1', 'src:2']);
+  assert.equal(await readFile(join(usb, 'src:1', 'version'), 'utf8'), 'Directory Transport Version: 1.1\n');
   basaltOk(['image', 'sync', '--src', 'dir', '--dest', 'docker', '--dest-tls-verify=false', usb, `${open.host}/airgap`], { env });
-  assert.deepEqual(JSON.parse(basaltOk(['image', 'list-tags', '--tls-verify=false', `docker://${open.host}/airgap/src`], { env })).sort(), ['1', '2']);
+  assert.deepEqual((JSON.parse(basaltOk(['image', 'list-tags', '--tls-verify=false', `docker://${open.host}/airgap/src`], { env })) as string[]).sort(), ['1', '2']);
+  // --dest oci keeps the OCI-layout mirror: one layout per repository, one ref per tag.
+  const layouts = join(work, 'usb-oci');
+  basaltOk(['image', 'sync', '--src', 'docker', '--dest', 'oci', '--src-tls-verify=false', repo, layouts], { env });
+  assert.deepEqual(JSON.parse(basaltOk(['image', 'list-tags', `oci:${join(layouts, 'src')}`], { env })).sort(), ['1', '2']);
+  basaltOk(['image', 'sync', '--src', 'oci', '--dest', 'docker', '--dest-tls-verify=false', layouts, `${open.host}/airgap-oci`], { env });
+  assert.deepEqual((JSON.parse(basaltOk(['image', 'list-tags', '--tls-verify=false', `docker://${open.host}/airgap-oci/src`], { env })) as string[]).sort(), ['1', '2']);
   const yaml = join(work, 'sync.yaml');
   await writeFile(yaml, `${open.host}:\n  tls-verify: false\n  images:\n    mirror/src: ["2"]\n  images-by-tag-regex:\n    airgap/src: ^1$\n`);
   basaltOk(['image', 'sync', '--src', 'yaml', '--dest', 'dir', '--scoped', yaml, join(work, 'yaml-out')], { env });
-  assert.deepEqual(JSON.parse(basaltOk(['image', 'list-tags', `oci:${join(work, 'yaml-out', open.host.replace(':', '_'), 'mirror/src')}`], { env })), ['2']);
-  assert.deepEqual(JSON.parse(basaltOk(['image', 'list-tags', `oci:${join(work, 'yaml-out', open.host.replace(':', '_'), 'airgap/src')}`], { env })), ['1']);
+  assert.deepEqual(await readdir(join(work, 'yaml-out', open.host, 'mirror')), ['src:2']);
+  assert.deepEqual(await readdir(join(work, 'yaml-out', open.host, 'airgap')), ['src:1']);
   await writeFile(yaml, `${open.host}:\n  imagez: {}\n`);
   const bad = basalt(['image', 'sync', '--src', 'yaml', '--dest', 'dir', yaml, join(work, 'never')], { env });
   assert.equal(bad.status, 5);
