@@ -120,7 +120,10 @@ test('CLI errors: exit codes and messages name the input', () => {
   assert.match(missing.stderr, /nope/);
   const usage = basalt(['image', 'copy', 'only-one-arg'], { env });
   assert.equal(usage.status, 2);
-  const badTransport = basalt(['image', 'inspect', 'dir:/tmp/x'], { env });
+  const badTransport = basalt(['image', 'inspect', 'docker-daemon:busybox:latest'], { env });
   assert.equal(badTransport.status, 6);
-  assert.match(badTransport.stderr, /transport "dir" is not supported/);
+  assert.match(badTransport.stderr, /transport "docker-daemon" is not supported/);
+  const noDir = basalt(['image', 'inspect', `dir:${join(work, 'no-such-dir')}`], { env });
+  assert.equal(noDir.status, 3);
+  assert.match(noDir.stderr, /no-such-dir/);
 });

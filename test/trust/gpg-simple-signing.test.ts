@@ -92,7 +92,10 @@ test('basalt sign --gpg-key → skopeo standalone-verify accepts; a signedBy pol
   await writeFile(join(dir, 'lookaside.yaml'), `docker:\n  ${registry.host}/team:\n    lookaside: file://${lookaside}\n`);
   const policy = join(work, 'policy.json');
   await writeFile(policy, JSON.stringify({ default: [{ type: 'reject' }], transports: { docker: { [`${registry.host}/team`]: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: keyring }] } } }));
-  await basaltAsyncOk(['image', 'copy', '-q', tls, '--policy', policy, '--registries.d', dir, image, `oci:${join(work, 'copied')}:x`], { env });
+  // An OCI layout holds no simple signatures: as skopeo, copying a signed image there needs --remove-signatures.
+  const kept = await basaltAsync(['image', 'copy', '-q', tls, '--policy', policy, '--registries.d', dir, image, `oci:${join(work, 'copied')}:x`], { env });
+  assert.equal(kept.status, 6, kept.stderr);
+  await basaltAsyncOk(['image', 'copy', '-q', tls, '--policy', policy, '--registries.d', dir, '--remove-signatures', image, `oci:${join(work, 'copied')}:x`], { env });
   assert.ok((await readFile(join(work, 'copied', 'index.json'), 'utf8')).includes('"x"'));
   await writeFile(policy, JSON.stringify({ default: [{ type: 'signedBy', keyType: 'GPGKeys', keyPath: otherKeyring }] }));
   const refused = await basaltAsync(['image', 'copy', '-q', tls, '--policy', policy, '--registries.d', dir, image, `oci:${join(work, 'refused')}:x`], { env });
