@@ -267,5 +267,25 @@ test('sync --dest dir writes what skopeo sync --src dir reads, and basalt reads 
     assert.deepEqual((JSON.parse(await basaltAsyncOk(['image', 'list-tags', tls, `docker://${registry.host}/${prefix}/app`], { env })) as string[]).sort(), ['1', '2'], prefix);
   const refused = await basaltAsync(['image', 'sync', '--src', 'dir', '--dest', 'dir', byBasalt, join(work, 'never')], { env });
   assert.equal(refused.status, 2, refused.stderr);
+
+  // Signatures travel with sync: a skopeo-signed dir: image → registry staging → back into a dir:.
+  const identity = `${registry.host}/sync-signed/app:s`;
+  const usb = join(work, 'sync-signed-usb');
+  await mkdir(usb); // skopeo needs the parent of a dir: path to exist
+  await skopeo(['copy', '--sign-by', fingerprint, '--sign-identity', identity, image, `dir:${join(usb, 'app:s')}`]);
+  const original = await readFile(join(usb, 'app:s', 'signature-1'));
+  const digest = sha256(await readFile(join(usb, 'app:s', 'manifest.json')));
+  const store = join(work, 'sync-sigs');
+  const registriesD = join(work, 'sync-registries.d');
+  await mkdir(registriesD);
+  await writeFile(join(registriesD, 'test.yaml'), `docker:\n  ${registry.host}/sync-signed:\n    lookaside: file://${store}\n`);
+  await basaltAsyncOk(['image', 'sync', '-q', '--registries.d', registriesD, '--src', 'dir', '--dest', 'docker', '--dest-tls-verify=false', usb, `${registry.host}/sync-signed`], { env });
+  assert.deepEqual(await readFile(join(store, 'sync-signed/app@' + digest.replace(':', '='), 'signature-1')), original);
+  const back = join(work, 'sync-signed-back');
+  await basaltAsyncOk(['image', 'sync', '-q', '--registries.d', registriesD, '--src', 'docker', '--dest', 'dir', '--src-tls-verify=false', `${registry.host}/sync-signed/app`, back], { env });
+  assert.deepEqual(await readFile(join(back, 'app:s', 'signature-1')), original);
+  const noSigs = await basaltAsync(['image', 'sync', '-q', '--registries.d', registriesD, '--src', 'docker', '--dest', 'oci', '--src-tls-verify=false', `${registry.host}/sync-signed/app`, join(work, 'sync-signed-oci')], { env });
+  assert.equal(noSigs.status, 6, noSigs.stderr);
+  await basaltAsyncOk(['image', 'sync', '-q', '--remove-signatures', '--registries.d', registriesD, '--src', 'docker', '--dest', 'oci', '--src-tls-verify=false', `${registry.host}/sync-signed/app`, join(work, 'sync-signed-oci')], { env });
   console.log(`dir: sync interop: ${done()} s`);
 });
