@@ -85,7 +85,7 @@ Image names use skopeo's transports:
     .option('--registries-conf <file>', 'use this registries.conf instead of the system one')
     .option('--sign-by-sigstore-private-key <file>', 'sign the copied image with this cosign private key')
     .option('--sign-passphrase-file <file>', 'passphrase of the signing key (default: BASALT_PASSWORD, COSIGN_PASSWORD or a prompt)')
-    .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside')
+    .option('--sign-by <gpg-id>', 'write a simple signature with this OpenPGP key to the destination\'s lookaside (into the directory for dir:)')
     .option('--sign-identity <reference>', 'the docker reference the signature claims (default: the destination\'s name)')
     .option('--remove-signatures', 'do not copy the source\'s signatures (cosign, and simple signatures in dir: or lookaside)');
   addPolicyOptions(copy);
