@@ -131,7 +131,7 @@ Image names use skopeo's transports:
           const simple = o.removeSignatures ? [] : await readSimpleSignatures(src, source, top.digest, registriesD);
           if (simple.length > 0 && (o.format || compress))
             throw new BasaltError('usage', `${src} has ${simple.length} simple signature(s), and --format/--dest-compress would change its digest and void them`, { hint: 'pass --remove-signatures (and sign the result), or copy without conversion' });
-          destination.carry(simple, top.digest);
+          destination.carry(simple, top.digest, o.removeSignatures || !o.all ? undefined : (digest) => readSimpleSignatures(src, source, digest, registriesD));
         },
       });
       progress.finish();
@@ -186,7 +186,9 @@ Image names use skopeo's transports:
       // Simple signatures travel with each image, as skopeo sync copies them.
       prepare: (source, from, opened) => {
         const destination = new SignatureCarryingDestination(opened, registriesD);
-        const beforeWrite = async (top: ManifestBlob): Promise<void> => destination.carry(o.removeSignatures ? [] : await readSimpleSignatures(from, source, top.digest, registriesD), top.digest);
+        const read = (digest: string): Promise<Buffer[]> => readSimpleSignatures(from, source, digest, registriesD);
+        const beforeWrite = async (top: ManifestBlob): Promise<void> =>
+          o.removeSignatures ? destination.carry([], top.digest) : destination.carry(await read(top.digest), top.digest, o.all ? read : undefined);
         return { destination, beforeWrite };
       },
       onImage: (from, to, result) => {

@@ -105,6 +105,9 @@ export async function replaceLookasideSignatures(base: string, repository: strin
 export class SignatureCarryingDestination implements ImageDestination {
   private signatures: Buffer[] = [];
   private signedDigest: string | undefined;
+  /** Reads the source's signatures of an index's instance (copies with --all). */
+  private instanceReader: ((digest: string) => Promise<Buffer[]>) | undefined;
+  private readonly instances = new Map<string, Buffer[]>();
   private target: SignatureTarget | undefined;
   private topDigest: string | undefined;
   /** Where lookaside signatures were written (after commit). */
@@ -130,14 +133,21 @@ export class SignatureCarryingDestination implements ImageDestination {
     return this.inner.maxParallelBlobs;
   }
 
-  /** How many signatures will be stored. */
+  /** How many signatures will be stored (the top manifest's and its instances'). */
   get count(): number {
-    return this.signatures.length;
+    let n = this.signatures.length;
+    for (const list of this.instances.values()) n += list.length;
+    return n;
   }
 
-  carry(signatures: Buffer[], manifestDigest: string): void {
+  /**
+   * `readInstance`, when given, is asked for the signatures of every manifest an index points
+   * at as it is stored (copies with --all carry those too, as containers/image does).
+   */
+  carry(signatures: Buffer[], manifestDigest: string, readInstance?: (digest: string) => Promise<Buffer[]>): void {
     this.signatures = signatures;
     this.signedDigest = manifestDigest;
+    this.instanceReader = readInstance;
     if (signatures.length > 0 || this.sign) this.target = signatureTarget(this.inner.name, this.inner, this.registriesD);
   }
 
@@ -150,6 +160,14 @@ export class SignatureCarryingDestination implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestBlob, options: { top: boolean }): Promise<void> {
+    if (!options.top && this.instanceReader) {
+      // A converted instance has a new digest the source holds no signatures for: nothing to carry.
+      const signatures = await this.instanceReader(manifest.digest);
+      if (signatures.length > 0) {
+        this.target ??= signatureTarget(this.inner.name, this.inner, this.registriesD);
+        this.instances.set(manifest.digest, signatures);
+      }
+    }
     if (options.top) {
       this.topDigest = manifest.digest;
       // Checked before the top manifest is stored: for a registry that is what makes the image visible.
@@ -165,10 +183,17 @@ export class SignatureCarryingDestination implements ImageDestination {
     const digest = this.topDigest;
     if (digest === undefined) return this.inner.commit();
     const all = this.sign ? [...this.signatures, await this.sign(digest)] : this.signatures;
-    if (this.target?.kind === 'dir') (this.inner as DirDestination).setSignatures(all);
+    if (this.target?.kind === 'dir') {
+      const dir = this.inner as DirDestination;
+      dir.setSignatures(all);
+      for (const [instance, signatures] of this.instances) dir.setSignatures(signatures, instance);
+    }
     await this.inner.commit();
-    if (this.target?.kind === 'lookaside' && this.signatures.length > 0) {
-      this.written = await replaceLookasideSignatures(this.target.base, this.target.repository, digest, this.signatures);
+    if (this.target?.kind === 'lookaside') {
+      const target = this.target;
+      const lists: [string, Buffer[]][] = [[digest, this.signatures], ...this.instances];
+      for (const [manifestDigest, signatures] of lists)
+        if (signatures.length > 0) this.written.push(...(await replaceLookasideSignatures(target.base, target.repository, manifestDigest, signatures)));
     }
   }
 

@@ -110,6 +110,32 @@ test('a multi-platform index with --all: <hex>.manifest.json per instance, read 
   await skopeo(['copy', '--all', `oci:${skopeoOut}:m`, `dir:${join(work, 'index-skopeo-dir')}`]);
   assert.deepEqual(await files(join(work, 'index-skopeo-dir')), await files(out));
   assert.equal((await basaltAsyncOk(['image', 'digest', `dir:${join(work, 'index-skopeo-dir')}`], { env })).trim(), index.digest);
+
+  // An instance's simple signature (<hex>.signature-N) travels with --all: into a dir: as
+  // skopeo copies it, and into the registry lookaside under the instance's digest.
+  const instance = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')) as { manifests: { digest: string }[] };
+  const child = instance.manifests[0]!.digest;
+  const hex = child.slice('sha256:'.length);
+  const identity = `${registry.host}/index/app:1`;
+  await skopeo(['standalone-sign', '--output', join(out, `${hex}.signature-1`), join(out, `${hex}.manifest.json`), identity, fingerprint]);
+  const sig = await readFile(join(out, `${hex}.signature-1`));
+  const copied = join(work, 'index-signed-copy');
+  await basaltAsyncOk(['image', 'copy', '-q', ip, '--all', `dir:${out}`, `dir:${copied}`], { env });
+  assert.deepEqual(await readFile(join(copied, `${hex}.signature-1`)), sig);
+  const bySkopeo = join(work, 'index-signed-skopeo');
+  await skopeo(['copy', '--all', `dir:${out}`, `dir:${bySkopeo}`]);
+  assert.deepEqual(await files(bySkopeo), await files(copied), 'skopeo writes the same files');
+  const staging = join(work, 'index-staging');
+  const registriesD = join(work, 'index-registries.d');
+  await mkdir(registriesD);
+  await writeFile(join(registriesD, 'test.yaml'), `docker:\n  ${registry.host}/index:\n    lookaside-staging: file://${staging}\n`);
+  await basaltAsyncOk(['image', 'copy', '-q', ip, tls, '--all', '--registries.d', registriesD, `dir:${copied}`, `docker://${identity}`], { env });
+  assert.deepEqual(await readFile(join(staging, `index/app@sha256=${hex}`, 'signature-1')), sig);
+  // Without --all only the picked instance is copied, as the top manifest: its signature becomes signature-1.
+  const single = join(work, 'index-single');
+  await basaltAsyncOk(['image', 'copy', '-q', ip, '--platform', 'linux/amd64', `dir:${copied}`, `dir:${single}`], { env });
+  assert.equal(sha256(await readFile(join(single, 'manifest.json'))), child, 'the amd64 instance is the first one');
+  assert.deepEqual(await readFile(join(single, 'signature-1')), sig);
 });
 
 test('a broken dir: source (missing, wrong-digest or truncated blob) fails naming the blob, and nothing is written', { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -171,7 +171,8 @@ export class DirDestination implements ImageDestination {
   private staged = false;
   private topWritten = false;
   private topDigest: Digest | undefined;
-  private signatures: { instance: Digest | undefined; data: Buffer[] } | undefined;
+  /** Simple signatures to write at commit, by instance digest ('' for the top manifest). */
+  private readonly signatures = new Map<string, Buffer[]>();
 
   constructor(
     readonly name: string,
@@ -263,19 +264,21 @@ export class DirDestination implements ImageDestination {
   }
 
   /**
-   * Simple signatures to store with the image (signature-N), written at commit. They must
-   * sign `manifestDigest`, the top manifest or (with `instance`) an index's instance.
+   * Simple signatures to store with the image, written at commit: signature-N for the top
+   * manifest, or <hex>.signature-N for an index's instance `instance`.
    */
   setSignatures(signatures: Buffer[], instance?: Digest): void {
-    this.signatures = { instance, data: signatures };
+    this.signatures.set(instance ?? '', signatures);
   }
 
   async commit(): Promise<void> {
     if (!this.topWritten) throw new Error(`${this.name}: commit without a top-level manifest (putManifest with top: true)`);
     await this.ensureStaging();
-    for (const [i, sig] of (this.signatures?.data ?? []).entries()) {
-      if (sig.length === 0) throw new BasaltError('invalid', `${this.name}: refusing to store an empty signature`);
-      await writeFileAtomic(join(this.staging, signatureFile(i + 1, this.signatures?.instance)), sig);
+    for (const [instance, list] of this.signatures) {
+      for (const [i, sig] of list.entries()) {
+        if (sig.length === 0) throw new BasaltError('invalid', `${this.name}: refusing to store an empty signature`);
+        await writeFileAtomic(join(this.staging, signatureFile(i + 1, instance === '' ? undefined : instance)), sig);
+      }
     }
     await writeFileAtomic(join(this.staging, 'version'), DIR_VERSION);
     await this.checkTarget();
