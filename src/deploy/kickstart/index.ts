@@ -1,0 +1,2 @@
+export { parseKickstart } from './parse.js';
+export type * from './types.js';
