@@ -1,0 +1,131 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { basalt, basaltOk } from '../../harness/cli.js';
+import { startRegistry, freePort } from '../../harness/registry.js';
+import { requireTool, run, tempDir } from '../../harness/tools.js';
+import { oldDisk, partitions, passwordMatches, sha256, tinyKickstartOs } from './fixtures.js';
+
+/**
+ * `basalt install kickstart` end to end onto disk image files (real ostree, mkfs, useradd,
+ * systemctl --root, chroot): from an OCI layout through --embedded-image, from a loopback
+ * registry through --url, and the failure paths that must leave the disk byte-identical.
+ * Every run passes --no-reboot: the kickstarts say reboot, and this machine must stay up.
+ */
+
+const ALICE_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKtest alice@laptop';
+const ROOT_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKroot root@admin';
+
+/** Reads files of the installed ext4 root with debugfs, without mounting. */
+function ext4Reader(disk: string, work: string): { cat: (p: string) => string; ls: (p: string) => string; stat: (p: string) => string; dep: string } {
+  const root = partitions(disk)[1];
+  assert.ok(root, 'a root partition');
+  const img = join(work, 'root.img');
+  run('dd', [`if=${disk}`, `of=${img}`, 'bs=512', `skip=${root.start}`, `count=${root.size}`, 'status=none']);
+  const dbg = (cmd: string): string => run('debugfs', ['-R', cmd, img]);
+  const dep = /([0-9a-f]{64}\.0)/.exec(dbg('ls /ostree/deploy/default/deploy'))?.[1];
+  assert.ok(dep, 'one deployment');
+  return { cat: (p) => dbg(`cat ${p}`), ls: (p) => dbg(`ls -l ${p}`), stat: (p) => dbg(`stat ${p}`), dep: `/ostree/deploy/default/deploy/${dep}` };
+}
+
+test('install kickstart from an OCI layout (--embedded-image): layout, users, passwords, keys, services, settings, %pre and %post', async () => {
+  for (const t of ['ostree', 'mkfs.ext4', 'mkfs.vfat', 'mcopy', 'debugfs', 'sfdisk', 'useradd', 'chpasswd', 'usermod', 'openssl', 'systemctl', 'chroot', 'mount', 'busybox']) requireTool(t);
+  const started = Date.now();
+  const work = await tempDir('ks-embedded');
+  try {
+    const image = await tinyKickstartOs(work);
+    const disk = join(work, 'disk.raw');
+    await oldDisk(disk, 512 * 1024 ** 2);
+    const marker = join(work, 'pre.out');
+    const ks = join(work, 'ks.cfg');
+    await writeFile(ks, `# installed by the test
+text
+ostreecontainer --url=registry.lan:5000/tiny/os:1 --no-signature-verification
+ignoredisk --only-use=${disk}
+clearpart --all --initlabel
+reqpart --add-boot
+part /boot/efi --size=100 --fstype=efi
+part / --grow --fstype=ext4
+user --name=alice --groups=wheel,sudo --password="s3cret pw" --plaintext
+user --name=bob --password='$6$saltsalt$7dQaGg0N0m6eZ0m1ZJ8o0aB8mhR5vG0dTRi0n8jvPyGmD0e2vJk7zT2W8TQ4Zlq5w9sZ0gO2b3sC5dE6fG7hH.' --iscrypted
+rootpw --plaintext r00t
+sshkey --username=alice "${ALICE_KEY}"
+sshkey --username=root "${ROOT_KEY}"
+services --enabled=hello --disabled=bye
+network --bootproto=dhcp --device=enp1s0 --hostname=node1.lan
+timezone Europe/Paris --utc
+lang de_DE.UTF-8
+keyboard de
+bootloader --append="console=ttyS0 ks.test=1"
+%pre --erroronfail
+echo "pre ran" > ${marker}
+%end
+%post --erroronfail
+echo "post in chroot on $(cat /etc/hostname), var has $(ls /var/lib)" > /etc/post-marker
+%end
+%post --nochroot
+cp ${marker} "$ANA_INSTALL_PATH/etc/from-pre"
+test -d /mnt/sysroot/ostree/repo && echo sysroot > "$ANA_INSTALL_PATH/etc/saw-sysroot"
+%end
+reboot
+`);
+    const check = basaltOk(['install', 'kickstart', ks, '--check', '--embedded-image', image]);
+    assert.match(check, /^Image: +oci:.*layout:1 \(updates from docker:\/\/registry\.lan:5000\/tiny\/os:1\)$/m);
+    assert.match(check, /^Then: +reboot$/m);
+    const r = basalt(['install', 'kickstart', ks, '--embedded-image', image, '--no-reboot']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^Installed oci:.* onto .*disk\.raw$/m);
+    assert.match(r.stdout, /updates from docker:\/\/registry\.lan:5000\/tiny\/os:1$/m);
+    assert.match(r.stderr, /warning: .*ks\.cfg:2: text has no effect/);
+    assert.match(r.stderr, /warning: .*ks\.cfg: keyboard de has no effect on this image: it has no loadkeys/);
+    assert.match(r.stderr, /warning: .*ks\.cfg: network has no effect on this image: it has no systemd-networkd/);
+    assert.equal((await readFile(marker, 'utf8')), 'pre ran\n');
+
+    // The disk keeps its size: GPT, a 100 MiB ESP, root filling the rest.
+    const [esp, root] = partitions(disk);
+    assert.equal((await stat(disk)).size, 512 * 1024 ** 2);
+    assert.equal(esp?.type, 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+    assert.equal(esp?.size, 100 * 2048);
+    assert.equal(root?.name, 'root');
+    assert.ok((root?.start ?? 0) + (root?.size ?? 0) > 512 * 1024 ** 2 / 512 - 4096, 'root grows to the end');
+    const mt = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+    const entry = run('mtype', ['-i', `${disk}@@${(esp?.start ?? 0) * 512}`, '::/loader/entries/*.conf'], { env: mt });
+    assert.match(entry, /^options root=PARTUUID=\S+ rw console=ttyS0 ks\.test=1 basalt\.deployment=default\//m);
+
+    const fs = ext4Reader(disk, work);
+    const etc = `${fs.dep}/etc`;
+    assert.match(fs.cat(`${etc}/passwd`), /^alice:x:1000:1000::\/var\/home\/alice:\/bin\/bash$/m);
+    const group = fs.cat(`${etc}/group`);
+    assert.match(group, /^wheel:x:10:alice$/m);
+    assert.match(group, /^sudo:x:27:alice$/m);
+    const shadow = fs.cat(`${etc}/shadow`);
+    const hashOf = (u: string): string => new RegExp(`^${u}:([^:]*):`, 'm').exec(shadow)?.[1] ?? '';
+    assert.ok(passwordMatches(hashOf('alice'), 's3cret pw'), `alice's hash verifies: ${hashOf('alice')}`);
+    assert.ok(!passwordMatches(hashOf('alice'), 'wrong'), 'and a wrong password does not');
+    assert.ok(passwordMatches(hashOf('root'), 'r00t'), `root's hash verifies: ${hashOf('root')}`);
+    assert.equal(hashOf('bob'), '$6$saltsalt$7dQaGg0N0m6eZ0m1ZJ8o0aB8mhR5vG0dTRi0n8jvPyGmD0e2vJk7zT2W8TQ4Zlq5w9sZ0gO2b3sC5dE6fG7hH.', '--iscrypted is stored as given');
+    assert.equal(fs.cat('/ostree/deploy/default/var/home/alice/.ssh/authorized_keys'), `${ALICE_KEY}\n`);
+    assert.match(fs.ls('/ostree/deploy/default/var/home/alice/.ssh'), /100600 \(1\) +1000 +1000 .*authorized_keys/);
+    assert.match(fs.cat(`${etc}/tmpfiles.d/basalt-root-ssh.conf`), new RegExp(Buffer.from(`${ROOT_KEY}\n`).toString('base64').replace(/[+/]/g, '.')));
+    assert.match(fs.ls(`${etc}/systemd/system/multi-user.target.wants`), /hello\.service/);
+    assert.doesNotMatch(fs.ls(`${etc}/systemd/system/multi-user.target.wants`), /bye\.service/);
+    assert.match(fs.stat(`${etc}/systemd/system/multi-user.target.wants/hello.service`), /Fast link dest: "\/usr\/lib\/systemd\/system\/hello\.service"/);
+    assert.equal(fs.cat(`${etc}/hostname`), 'node1.lan\n');
+    assert.match(fs.stat(`${etc}/localtime`), /Fast link dest: "\.\.\/usr\/share\/zoneinfo\/Europe\/Paris"/);
+    assert.equal(fs.cat(`${etc}/locale.conf`), 'LANG=de_DE.UTF-8\n');
+    assert.equal(fs.cat(`${etc}/vconsole.conf`), 'KEYMAP=de\n');
+    assert.match(fs.cat(`${etc}/systemd/network/20-kickstart-0-enp1s0.network`), /\[Match\]\nName=enp1s0\n\n\[Network\]\nDHCP=yes/);
+    assert.equal(fs.cat(`${etc}/post-marker`), 'post in chroot on node1.lan, var has seed\n');
+    assert.equal(fs.cat(`${etc}/from-pre`), 'pre ran\n');
+    assert.equal(fs.cat(`${etc}/saw-sysroot`), 'sysroot\n');
+    assert.doesNotMatch(fs.ls(`${fs.dep}/tmp`), /ks-script/, 'the %post script is removed');
+    assert.match(fs.cat(`${fs.dep}.origin`), /^image=registry\.lan:5000\/tiny\/os:1$/m);
+    const mounts = await readFile('/proc/self/mounts', 'utf8');
+    assert.doesNotMatch(mounts, /\/mnt\/sysimage|basalt-to-disk/, 'every %post mount is gone');
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    console.log(`[time] kickstart --embedded-image install: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+});
