@@ -129,3 +129,105 @@ reboot
     console.log(`[time] kickstart --embedded-image install: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 });
+
+test('install kickstart from a loopback registry (--url, --registries-conf, policy): xfs root of a fixed size, locked root, crypted user', async () => {
+  for (const t of ['ostree', 'mkfs.xfs', 'mkfs.vfat', 'sfdisk', 'useradd', 'usermod', 'openssl', 'mount', 'docker-registry']) requireTool(t);
+  const started = Date.now();
+  const work = await tempDir('ks-registry');
+  const registry = await startRegistry();
+  const mnt = join(work, 'mnt');
+  let mounted = false;
+  try {
+    const image = await tinyKickstartOs(work);
+    basaltOk(['image', 'copy', image, `docker://${registry.host}/tiny/os:1`, '--dest-tls-verify=false']);
+    const conf = join(work, 'registries.conf');
+    await writeFile(conf, `[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`);
+    const policy = join(work, 'policy.json');
+    await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    const disk = join(work, 'disk.raw');
+    execFileSync('truncate', ['-s', '1G', disk]);
+    const hash = run('openssl', ['passwd', '-6', '-salt', 'kstest', '-stdin'], { input: 'carol-pw\n' }).trim();
+    const ks = join(work, 'ks.cfg');
+    await writeFile(ks, `ostreecontainer --url=${registry.host}/tiny/os:1 --stateroot=default
+ignoredisk --only-use=${disk}
+part / --size=400 --fstype=xfs
+user --name=carol --password=${hash} --iscrypted
+rootpw --lock
+%post --erroronfail --interpreter=/usr/bin/sh
+echo from-registry > /etc/post-marker
+%end
+poweroff
+`);
+    const r = basalt(['install', 'kickstart', ks, '--registries-conf', conf, '--policy', policy, '--no-reboot', '--format', 'json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { plan: { source: string; updateSource: string }; disk: { target: { path: string } }; scripts: { exitCode: number }[] };
+    assert.equal(out.plan.source, `docker://${registry.host}/tiny/os:1`);
+    assert.equal(out.disk.target.path, disk);
+    assert.deepEqual(out.scripts.map((s) => s.exitCode), [0]);
+    assert.match(registry.logs(), /GET \/v2\/tiny\/os\/manifests\/1/);
+
+    const [esp, root] = partitions(disk);
+    assert.equal(esp?.name, 'EFI-SYSTEM');
+    assert.equal(root?.size, 400 * 2048, 'part / --size=400 without --grow: exactly 400 MiB');
+    assert.equal(run('blkid', ['-p', '-O', String((root?.start ?? 0) * 512), '-s', 'TYPE', '-o', 'value', disk]).trim(), 'xfs');
+    await run('mkdir', ['-p', mnt]);
+    run('mount', ['-o', `ro,loop,offset=${(root?.start ?? 0) * 512},sizelimit=${(root?.size ?? 0) * 512}`, '-t', 'xfs', disk, mnt]);
+    mounted = true;
+    const deploy = join(mnt, 'ostree/deploy/default/deploy');
+    const dep = run('ls', [deploy]).split('\n').find((n) => /^[0-9a-f]{64}\.0$/.test(n));
+    assert.ok(dep);
+    const etc = join(deploy, dep, 'etc');
+    const shadow = await readFile(join(etc, 'shadow'), 'utf8');
+    assert.match(shadow, /^root:!/m, 'rootpw --lock: the password is locked');
+    assert.ok(shadow.includes(`carol:${hash}:`), 'the --iscrypted hash is stored as given');
+    assert.ok(passwordMatches(hash, 'carol-pw'));
+    assert.equal(await readFile(join(etc, 'post-marker'), 'utf8'), 'from-registry\n');
+    assert.match(await readFile(join(deploy, `${dep}.origin`), 'utf8'), new RegExp(`^image=${registry.host.replace(/\./g, '\\.')}/tiny/os:1$`, 'm'));
+  } finally {
+    if (mounted) run('umount', [mnt]);
+    await registry.stop();
+    await rm(work, { recursive: true, force: true });
+    console.log(`[time] kickstart --url install from a registry (xfs): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+});
+
+test('install kickstart failure paths leave the disk byte-identical: unreachable registry, too-small disk, failing %pre, boot medium, bad kickstart, data without clearpart', async () => {
+  for (const t of ['ostree', 'mkfs.ext4', 'mkfs.vfat']) requireTool(t);
+  const started = Date.now();
+  const work = await tempDir('ks-fail');
+  try {
+    const image = await tinyKickstartOs(work);
+    const disk = join(work, 'disk.raw');
+    await oldDisk(disk, 512 * 1024 ** 2);
+    const before = await sha256(disk);
+    const ks = join(work, 'ks.cfg');
+    const attempt = async (text: string, args: string[], status: number, re: RegExp): Promise<void> => {
+      await writeFile(ks, text);
+      const r = basalt(['install', 'kickstart', ks, '--no-reboot', ...args]);
+      assert.equal(r.status, status, `${r.stderr}${r.stdout}`);
+      assert.match(r.stderr, re);
+      assert.equal(await sha256(disk), before, `the disk is untouched after: ${r.stderr}`);
+    };
+    const base = (extra = '', url = 'registry.lan:5000/tiny/os:1'): string => `ostreecontainer --url=${url} --no-signature-verification\nignoredisk --only-use=${disk}\nclearpart --all --initlabel\npart / --grow\n${extra}reboot\n`;
+
+    const port = await freePort();
+    await attempt(base('', `127.0.0.1:${port}/tiny/os:1`), ['--tls-verify=false'], 7, /error: .*127\.0\.0\.1:\d+/);
+    const small = join(work, 'small.raw');
+    await oldDisk(small, 64 * 1024 ** 2);
+    const smallBefore = await sha256(small);
+    await writeFile(ks, base().replace(disk, small));
+    const r = basalt(['install', 'kickstart', ks, '--no-reboot', '--embedded-image', image]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /error: disk .*small\.raw is too small: 64(\.0)? MiB, the install needs \d/);
+    assert.equal(await sha256(small), smallBefore);
+    await attempt(base('%pre --erroronfail\necho pre-output; exit 3\n%end\n'), ['--embedded-image', image], 10, /error: %pre at .*ks\.cfg:5 failed \(exit 3\) and has --erroronfail:\npre-output/);
+    await attempt(base(), ['--embedded-image', image, '--boot-medium', disk], 2, /error: .*disk .*disk\.raw is the installer's boot medium/);
+    await attempt(base('autopart\n'), ['--embedded-image', image], 5, /error: .*ks\.cfg:5: autopart is not a kickstart directive basalt supports/);
+    await attempt(base().replace('clearpart --all --initlabel\n', ''), ['--embedded-image', image], 2, /holds data in its first MiB .* the kickstart does not clear it/);
+    await attempt(base('timezone Mars/Olympus\n'), ['--embedded-image', image], 5, /error: timezone Mars\/Olympus: the image has no \/usr\/share\/zoneinfo\/Mars\/Olympus/);
+    await attempt(base('services --enabled=nosuch.service\n'), ['--embedded-image', image], 5, /error: services --enabled: systemctl enable nosuch\.service in the new system failed/);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+    console.log(`[time] kickstart failure paths: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+});
