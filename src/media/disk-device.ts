@@ -80,6 +80,8 @@ export async function createDiskOnDevice(options: DeviceDiskOptions): Promise<Cr
   if (used && !options.wipe) throw new BasaltError('usage', `${device} holds ${used}`, { hint: 'pass --wipe to overwrite it (everything on it is lost)' });
   const ids = diskIdentifiers(options.seed);
   const deviceSize = await diskSize(device);
+  if (options.rootFsType === 'xfs' && !isFile)
+    throw new BasaltError('unsupported', `an xfs root is made through a loop mount of an image, not on the block device ${device}`, { hint: 'use ext4 on block devices' });
   const espSize = options.espSize ?? (await estimateEspSize(options.espDir));
   const needed = await estimateExt4Size(options.rootDir);
   const tooSmall = (): BasaltError =>
@@ -104,6 +106,9 @@ export async function createDiskOnDevice(options: DeviceDiskOptions): Promise<Cr
     const espImage = join(work, 'esp.img');
     const epoch = options.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: options.sourceDateEpoch };
     await createFatImage({ path: espImage, sourceDir: options.espDir, size: esp.size, volumeId: ids.espVolumeId, ...epoch });
+    // mkfs.xfs cannot fill a tree in: its image is made (by loop mount) before the disk is touched.
+    const xfsImage = options.rootFsType === 'xfs' ? join(work, 'root.img') : undefined;
+    if (xfsImage) await createXfsImage({ path: xfsImage, sourceDir: options.rootDir, size: root.size, label: options.rootLabel, uuid: ids.rootFsUuid });
     const fh = await open(device, 'r+').catch((e: unknown) => {
       throw ioError(`opening ${device} for writing`, e);
     });
@@ -118,10 +123,11 @@ export async function createDiskOnDevice(options: DeviceDiskOptions): Promise<Cr
     } finally {
       await fh.close();
     }
-    if (options.rootFsType === 'xfs') {
-      // mkfs.xfs cannot fill a tree in: the image is made by loop mount, then placed (zeros skipped: a fresh xfs reads no free space).
-      const rootImage = join(work, 'root.img');
-      await createXfsImage({ path: rootImage, sourceDir: options.rootDir, size: root.size, label: options.rootLabel, uuid: ids.rootFsUuid });
+    if (xfsImage !== undefined) {
+      // Zero blocks of the image are skipped when placing it, so the partition's old bytes are
+      // punched out first (xfs's zeroed log must read as zeros).
+      const rootImage = xfsImage;
+      await runTool('fallocate', ['--punch-hole', '--offset', String(root.offset), '--length', String(root.size), device]);
       const fh = await open(device, 'r+');
       try {
         await placeImage(rootImage, fh, root.offset, root.size);

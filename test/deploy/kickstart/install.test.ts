@@ -131,7 +131,7 @@ reboot
 });
 
 test('install kickstart from a loopback registry (--url, --registries-conf, policy): xfs root of a fixed size, locked root, crypted user', async () => {
-  for (const t of ['ostree', 'mkfs.xfs', 'mkfs.vfat', 'sfdisk', 'useradd', 'usermod', 'openssl', 'mount', 'docker-registry']) requireTool(t);
+  for (const t of ['ostree', 'mkfs.xfs', 'xfs_repair', 'fallocate', 'mkfs.vfat', 'sfdisk', 'useradd', 'usermod', 'openssl', 'mount', 'docker-registry']) requireTool(t);
   const started = Date.now();
   const work = await tempDir('ks-registry');
   const registry = await startRegistry();
@@ -145,11 +145,13 @@ test('install kickstart from a loopback registry (--url, --registries-conf, poli
     const policy = join(work, 'policy.json');
     await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
     const disk = join(work, 'disk.raw');
-    execFileSync('truncate', ['-s', '1G', disk]);
+    // Old bytes where the root partition goes: the xfs placed there must not read them (its log would).
+    run('sh', ['-c', `head -c ${512 * 1024 * 1024} /dev/zero | tr '\\0' '\\245' > ${disk} && truncate -s 1G ${disk}`]);
     const hash = run('openssl', ['passwd', '-6', '-salt', 'kstest', '-stdin'], { input: 'carol-pw\n' }).trim();
     const ks = join(work, 'ks.cfg');
     await writeFile(ks, `ostreecontainer --url=${registry.host}/tiny/os:1 --stateroot=default
 ignoredisk --only-use=${disk}
+clearpart --all
 part / --size=400 --fstype=xfs
 user --name=carol --password=${hash} --iscrypted
 rootpw --lock
@@ -170,7 +172,11 @@ poweroff
     assert.equal(esp?.name, 'EFI-SYSTEM');
     assert.equal(root?.size, 400 * 2048, 'part / --size=400 without --grow: exactly 400 MiB');
     assert.equal(run('blkid', ['-p', '-O', String((root?.start ?? 0) * 512), '-s', 'TYPE', '-o', 'value', disk]).trim(), 'xfs');
-    await run('mkdir', ['-p', mnt]);
+    const rootImg = join(work, 'root.img');
+    run('dd', [`if=${disk}`, `of=${rootImg}`, 'bs=512', `skip=${root?.start}`, `count=${root?.size}`, 'status=none']);
+    run('xfs_repair', ['-n', '-f', rootImg]); // exits non-zero on any inconsistency, the log included
+    await rm(rootImg);
+    run('mkdir', ['-p', mnt]);
     run('mount', ['-o', `ro,loop,offset=${(root?.start ?? 0) * 512},sizelimit=${(root?.size ?? 0) * 512}`, '-t', 'xfs', disk, mnt]);
     mounted = true;
     const deploy = join(mnt, 'ostree/deploy/default/deploy');
