@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { basalt, basaltOk } from '../../harness/cli.js';
 import { startRegistry, freePort } from '../../harness/registry.js';
@@ -197,7 +197,7 @@ poweroff
   }
 });
 
-test('install kickstart failure paths leave the disk byte-identical: unreachable registry, too-small disk, failing %pre, boot medium, bad kickstart, data without clearpart', async () => {
+test('install kickstart failure paths leave the disk byte-identical: unreachable registry, too-small disk, failing %pre, boot medium, bad kickstart, data without clearpart, missing zone or unit, non-bootable image', async () => {
   for (const t of ['ostree', 'mkfs.ext4', 'mkfs.vfat']) requireTool(t);
   const started = Date.now();
   const work = await tempDir('ks-fail');
@@ -232,6 +232,14 @@ test('install kickstart failure paths leave the disk byte-identical: unreachable
     await attempt(base().replace('clearpart --all --initlabel\n', ''), ['--embedded-image', image], 2, /holds data in its first MiB .* the kickstart does not clear it/);
     await attempt(base('timezone Mars/Olympus\n'), ['--embedded-image', image], 5, /error: timezone Mars\/Olympus: the image has no \/usr\/share\/zoneinfo\/Mars\/Olympus/);
     await attempt(base('services --enabled=nosuch.service\n'), ['--embedded-image', image], 5, /error: services --enabled: systemctl enable nosuch\.service in the new system failed/);
+    await mkdir(join(work, 'nokernel/etc'), { recursive: true });
+    await writeFile(join(work, 'nokernel/etc/motd'), 'hi\n');
+    basaltOk(['image', 'pack', join(work, 'nokernel'), '-t', `oci:${join(work, 'nokernel-layout')}:1`]);
+    await writeFile(ks, base());
+    const nk = basalt(['install', 'kickstart', ks, '--no-reboot', '--embedded-image', `oci:${join(work, 'nokernel-layout')}:1`]);
+    assert.notEqual(nk.status, 0);
+    assert.match(nk.stderr, /error: .*(kernel|vmlinuz|modules)/i);
+    assert.equal(await sha256(disk), before, 'a non-bootable image leaves the disk untouched');
   } finally {
     await rm(work, { recursive: true, force: true });
     console.log(`[time] kickstart failure paths: ${((Date.now() - started) / 1000).toFixed(1)} s`);
