@@ -82,13 +82,12 @@ export function parseKickstart(text: string, source: string): Kickstart {
 
 /** Checks that need the whole file: required directives and cross references. */
 function finishKickstart(d: Draft): Kickstart {
-  const { seen, ostreecontainer: oc, ...rest } = d;
+  const { seen: _seen, ostreecontainer: oc, ...rest } = d;
   if (!oc) throw invalid(d.source, 'no ostreecontainer line: basalt installs an image', 'add ostreecontainer --url=REGISTRY/IMAGE:TAG');
   if (!d.parts.some((p) => p.mountpoint === '/')) throw invalid(d.source, 'no part / line: where does the root filesystem go?', 'add part / --grow --fstype=ext4');
   const known = new Set(['root', ...d.users.map((u) => u.name)]);
   for (const k of d.sshkeys) if (!known.has(k.username)) throw invalid(`${d.source}:${k.line}`, `sshkey --username ${k.username}: no user ${k.username} in this kickstart`, 'add a user line for it, or use root');
   const disks = d.parts.map((p) => p.ondisk).filter((x): x is string => x !== undefined);
   if (new Set(disks).size > 1) throw invalid(d.source, `part --ondisk names several disks (${[...new Set(disks)].join(', ')}): basalt installs onto one disk`);
-  void seen;
   return { ...rest, ostreecontainer: oc };
 }

@@ -50,6 +50,19 @@ class Mounts {
   }
 }
 
+/**
+ * Name resolution inside the chroot, as Anaconda gives %post: a tmpfs on /run holding the
+ * installer's resolv.conf where systemd-resolved's stub file would be (the usual target of
+ * /etc/resolv.conf), and /etc/resolv.conf itself when the image has none. Nothing of it stays.
+ */
+async function resolverIn(dep: string, mounts: Mounts): Promise<void> {
+  const host = await readFile('/etc/resolv.conf', 'utf8').catch(() => undefined);
+  if (host === undefined || !(await lstat(join(dep, 'run')).then((s) => s.isDirectory(), () => false))) return;
+  await mounts.add(['-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs'], join(dep, 'run'));
+  await mkdir(join(dep, 'run/systemd/resolve'), { recursive: true });
+  for (const f of ['run/systemd/resolve/stub-resolv.conf', 'run/systemd/resolve/resolv.conf']) await writeFile(join(dep, f), host);
+}
+
 /** %pre: in the installer's environment, before anything is written. */
 export async function runPre(script: Script): Promise<ScriptResult> {
   const dir = await makeTempDir('ks-pre');
@@ -99,6 +112,7 @@ export async function runPost(script: Script, staged: StagedInstall): Promise<Sc
     await mounts.add(['-t', 'sysfs', 'sysfs'], join(dep, 'sys'));
     await mounts.add(['--bind', '/dev'], join(dep, 'dev'));
     await mounts.add(['--bind', staged.stateVar], join(dep, 'var'));
+    await resolverIn(dep, mounts);
     const name = `/tmp/ks-script-${script.line}`;
     await writeFile(join(dep, name), script.body, { mode: 0o700 });
     try {

@@ -64,6 +64,7 @@ echo "pre ran" > ${marker}
 %end
 %post --erroronfail
 echo "post in chroot on $(cat /etc/hostname), var has $(ls /var/lib)" > /etc/post-marker
+cmp /run/systemd/resolve/stub-resolv.conf /run/systemd/resolve/resolv.conf && test -s /run/systemd/resolve/resolv.conf && echo resolver > /etc/post-resolver
 %end
 %post --nochroot
 cp ${marker} "$ANA_INSTALL_PATH/etc/from-pre"
@@ -119,6 +120,8 @@ reboot
     assert.match(fs.cat(`${etc}/systemd/network/20-kickstart-0-enp1s0.network`), /\[Match\]\nName=enp1s0\n\n\[Network\]\nDHCP=yes/);
     assert.equal(fs.cat(`${etc}/post-marker`), 'post in chroot on node1.lan, var has seed\n');
     assert.equal(fs.cat(`${etc}/from-pre`), 'pre ran\n');
+    assert.equal(fs.cat(`${etc}/post-resolver`), 'resolver\n', '%post had the installer\'s resolv.conf');
+    assert.doesNotMatch(fs.ls(`${fs.dep}/run`), /systemd/, 'nothing of the tmpfs on /run stays');
     assert.equal(fs.cat(`${etc}/saw-sysroot`), 'sysroot\n');
     assert.doesNotMatch(fs.ls(`${fs.dep}/tmp`), /ks-script/, 'the %post script is removed');
     assert.match(fs.cat(`${fs.dep}.origin`), /^image=registry\.lan:5000\/tiny\/os:1$/m);
