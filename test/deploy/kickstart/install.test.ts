@@ -248,3 +248,54 @@ test('install kickstart failure paths leave the disk byte-identical: unreachable
     console.log(`[time] kickstart failure paths: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 });
+
+test('install kickstart onto a block device (a loop device); naming the disk that holds the boot medium\'s partition is refused, untouched', async () => {
+  for (const t of ['losetup', 'lsblk', 'partx', 'sfdisk', 'e2fsck', 'debugfs']) requireTool(t);
+  const started = Date.now();
+  const work = await tempDir('ks-device');
+  const loops: string[] = [];
+  const attach = (file: string): string => {
+    const dev = run('losetup', ['-f', '--show', '-P', file]).trim();
+    loops.push(dev);
+    return dev;
+  };
+  try {
+    const image = await tinyKickstartOs(work);
+    // The "installer stick": a partitioned device; the installer booted from its first partition.
+    const stickFile = join(work, 'stick.img');
+    execFileSync('truncate', ['-s', '64M', stickFile]);
+    const stick = attach(stickFile);
+    run('sfdisk', ['-q', stick], { input: 'label: gpt\n,32M\n' });
+    run('partx', ['-u', stick]);
+    const bootPart = `${stick}p1`;
+    execFileSync('truncate', ['-s', '512M', join(work, 'target.img')]);
+    const target = attach(join(work, 'target.img'));
+    const stickBefore = run('sh', ['-c', `head -c 67108864 ${stick} | sha256sum`]);
+    const ks = join(work, 'ks.cfg');
+
+    // Naming the stick is refused, untouched.
+    await writeFile(ks, `ostreecontainer --url=registry.lan:5000/tiny/os:1 --no-signature-verification\nignoredisk --only-use=${stick.replace('/dev/', '')}\nclearpart --all\npart / --grow\n`);
+    const refused = basalt(['install', 'kickstart', ks, '--embedded-image', image, '--boot-medium', bootPart, '--no-reboot']);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`disk ${stick.replace('/dev/', '')} is the installer's boot medium \\(${bootPart}\\)`));
+    assert.equal(run('sh', ['-c', `head -c 67108864 ${stick} | sha256sum`]), stickBefore);
+
+    // The target named by its /dev path; the boot medium's disk is never written.
+    await writeFile(ks, `ostreecontainer --url=registry.lan:5000/tiny/os:1 --no-signature-verification\nignoredisk --only-use=${target}\npart / --grow --fstype=ext4\nuser --name=dora --password=x --plaintext\n`);
+    const r = basalt(['install', 'kickstart', ks, '--embedded-image', image, '--boot-medium', bootPart, '--no-reboot']);
+    assert.equal(r.status, 0, r.stderr);
+    const [esp, root, more] = partitions(target);
+    assert.equal(more, undefined);
+    assert.equal(esp?.name, 'EFI-SYSTEM');
+    assert.equal(root?.name, 'root');
+    run('e2fsck', ['-fn', `${target}p2`]);
+    const dep = /([0-9a-f]{64}\.0)/.exec(run('debugfs', ['-R', 'ls /ostree/deploy/default/deploy', `${target}p2`]))?.[1];
+    assert.ok(dep);
+    assert.match(run('debugfs', ['-R', `cat /ostree/deploy/default/deploy/${dep}/etc/passwd`, `${target}p2`]), /^dora:x:1000:/m);
+    assert.equal(run('sh', ['-c', `head -c 67108864 ${stick} | sha256sum`]), stickBefore, 'the boot medium is untouched');
+  } finally {
+    for (const l of loops) run('losetup', ['-d', l]);
+    await rm(work, { recursive: true, force: true });
+    console.log(`[time] kickstart onto a loop device: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+});
