@@ -22,6 +22,7 @@ export const PACKAGE_OF: Readonly<Record<string, string>> = {
   sgdisk: 'gdisk',
   blockdev: 'util-linux',
   partx: 'util-linux',
+  fallocate: 'util-linux',
   'mkfs.xfs': 'xfsprogs',
   mount: 'mount',
   umount: 'mount',
