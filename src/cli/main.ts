@@ -9,6 +9,7 @@ import { aciCommand } from './aci.js';
 import { keygenCommand, policyCommand, signCommand, verifyCommand } from './trust.js';
 import { updateCommands } from './update.js';
 import { healthCommand } from './health.js';
+import { kickstartCommand } from './kickstart.js';
 import { EXIT_CODE_HELP, reportError } from './output.js';
 // Inlined by the bundler; tsc copies package.json beside the compiled tree.
 import pkg from '../../package.json' with { type: 'json' };
@@ -35,7 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(baseCommand());
   program.addCommand(buildCommand());
   program.addCommand(containerCommand());
-  program.addCommand(installCommand());
+  program.addCommand(installCommand().addCommand(kickstartCommand()));
   program.addCommand(statusCommand());
   program.addCommand(diskCommand());
   program.addCommand(vmCommand());

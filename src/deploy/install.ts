@@ -93,7 +93,7 @@ async function copyImageVar(root: string, stateroot: string, checksum: string): 
  * boot, wherever /root points (/var/roothome on bootc-style images). It is a local /etc change,
  * so it survives updates through ostree's /etc merge.
  */
-async function installRootKeys(deployment: string, keys: string): Promise<void> {
+export async function installRootKeys(deployment: string, keys: string): Promise<void> {
   const snippet = [
     '# Written by basalt install --root-ssh-authorized-keys',
     'd /root/.ssh 0700 root root -',

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { BasaltError } from '../oci/errors.js';
 import { makeTempDir } from '../oci/fsutil.js';
@@ -26,6 +26,29 @@ export interface InstallToDiskOptions extends Omit<InstallOptions, 'espDir' | 'r
   wipe?: boolean;
   /** Default ext4; xfs needs a loop mount and is for disk image files only. */
   filesystem?: RootFilesystem;
+  /**
+   * Write onto the existing disk (a block device, or a disk image FILE standing in for one) and
+   * keep its size, as onto a device; `rootSize` then fixes the root partition instead of it
+   * filling the disk. The kickstart installer's mode.
+   */
+  inPlace?: boolean;
+  /** ESP size in bytes (default: what its files need, at least 64 MiB). */
+  espSize?: number;
+  /** Runs on the staged tree after the install, before any byte of the disk is written; throwing leaves the disk untouched. */
+  beforeWrite?: (staged: StagedInstall) => Promise<void>;
+}
+
+/** The installed tree before it becomes the disk's filesystems. */
+export interface StagedInstall {
+  /** The physical root (the ostree sysroot). */
+  sysroot: string;
+  /** The deployment's root directory. */
+  deployment: string;
+  /** The stateroot's /var. */
+  stateVar: string;
+  /** Staging directory of the ESP's files. */
+  espDir: string;
+  result: InstallResult;
 }
 
 export interface InstallToDiskResult extends InstallResult {
@@ -46,12 +69,13 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function installToDiskImage(diskPath: string, imageName: string, options: InstallToDiskOptions = {}): Promise<InstallToDiskResult> {
   const device = await isBlockDevice(diskPath);
-  if (device) {
+  const inPlace = device || Boolean(options.inPlace);
+  if (inPlace) {
     // Refuse a used device before the (long) install, and again just before writing.
     const used = await existingContent(diskPath);
     if (used && !options.wipe) throw new BasaltError('usage', `${diskPath} holds ${used}`, { hint: 'pass --wipe to overwrite it (everything on it is lost)' });
-    if (options.filesystem === 'xfs') throw new BasaltError('unsupported', `--filesystem xfs is made through a loop mount of a disk image file, not on the block device ${diskPath}`, { hint: 'use --filesystem ext4 on devices, or write an xfs disk image file and copy it' });
-    if (options.rootSize !== undefined) throw new BasaltError('usage', `a root size was given, but on the block device ${diskPath} the root partition fills the device`, { hint: 'leave out --size' });
+    if (options.filesystem === 'xfs' && !options.inPlace) throw new BasaltError('unsupported', `--filesystem xfs is made through a loop mount of a disk image file, not on the block device ${diskPath}`, { hint: 'use --filesystem ext4 on devices, or write an xfs disk image file and copy it' });
+    if (options.rootSize !== undefined && !options.inPlace) throw new BasaltError('usage', `a root size was given, but on the block device ${diskPath} the root partition fills the device`, { hint: 'leave out --size' });
   } else if (!options.wipe && (await exists(diskPath))) throw new BasaltError('usage', `${diskPath} already exists`, { hint: 'remove it first (or pass --wipe)' });
   const seed = options.seed ?? `${diskPath}:${Date.now()}:${Math.random()}`;
   const ids = diskIdentifiers(seed);
@@ -60,7 +84,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
   const esp = join(work, 'esp');
   try {
     await mkdir(root);
-    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, wipe, filesystem, ...install } = options;
+    const { users, rootSize, sourceDateEpoch, workDir: _w, seed: _s, wipe, filesystem, inPlace: _i, espSize, beforeWrite, ...install } = options;
     const result = await installToFilesystem(root, imageName, { ...install, espDir: esp, rootMountSpec: `PARTUUID=${ids.rootPartUuid.toLowerCase()}`, espMountSpec: `PARTUUID=${ids.espPartUuid.toLowerCase()}` });
     const { checksum, deploySerial } = result.deployment;
     const deployment = deployDir(root, result.stateroot, checksum, deploySerial);
@@ -73,9 +97,11 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
       await mkdir(dirname(join(esp, dest)), { recursive: true });
       await copyFile(bootloader, join(esp, dest));
     }
+    if (beforeWrite) await beforeWrite({ sysroot: root, deployment, stateVar: stateVarDir(root, result.stateroot), espDir: esp, result });
     const epoch = sourceDateEpoch !== undefined ? { sourceDateEpoch } : {};
-    if (device) {
-      const written = await createDiskOnDevice({ device: diskPath, espDir: esp, rootDir: root, rootLabel: 'root', rootFsType: 'ext4', seed, workDir: work, wipe: Boolean(wipe), ...epoch });
+    if (inPlace) {
+      const sizes = { ...(rootSize !== undefined ? { rootSize } : {}), ...(espSize !== undefined ? { espSize } : {}) };
+      const written = await createDiskOnDevice({ device: diskPath, allowFile: true, espDir: esp, rootDir: root, rootLabel: 'root', rootFsType: filesystem ?? 'ext4', seed, workDir: work, wipe: Boolean(wipe), ...sizes, ...epoch });
       return { ...result, disk: written.path, size: written.size, rootPartUuid: ids.rootPartUuid.toLowerCase() };
     }
     const disk = await createDiskImage({
@@ -87,6 +113,7 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
       seed,
       workDir: work,
       ...(rootSize !== undefined ? { rootSize } : {}),
+      ...(espSize !== undefined ? { espSize } : {}),
       ...epoch,
     });
     return { ...result, disk: disk.path, size: disk.size, rootPartUuid: ids.rootPartUuid.toLowerCase() };
@@ -95,8 +122,14 @@ export async function installToDiskImage(diskPath: string, imageName: string, op
   }
 }
 
-/** ostree marks deployment directories immutable; lift that before removing the staging tree. */
+/**
+ * ostree marks deployment directories immutable; lift that before removing the staging tree.
+ * A staging tree with something still mounted in it (a kickstart %post's /dev bind mount that
+ * would not unmount) is left in place: removing it would delete the host's files through the mount.
+ */
 async function removeStaging(work: string, root: string): Promise<void> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  if (mounts.split('\n').some((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' ').startsWith(`${work}/`))) return;
   await new Promise<void>((resolve) => execFile('chattr', ['-R', '-f', '-i', root], () => resolve()));
   await rm(work, { recursive: true, force: true });
 }

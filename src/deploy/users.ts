@@ -9,8 +9,10 @@ const run = promisify(execFile);
 /** A user to create at install time (bootc-image-builder's [[customizations.user]]). */
 export interface InstallUser {
   name: string;
-  /** Plain text, or a crypt(3) hash when it starts with `$`. */
+  /** Plain text, or a crypt(3) hash when it starts with `$` (unless `crypted` says otherwise). */
   password?: string;
+  /** Whether `password` is a crypt(3) hash (kickstart's --iscrypted / --plaintext); default: it starts with `$`. */
+  crypted?: boolean;
   /** SSH public keys, one per line. */
   key?: string;
   groups: readonly string[];
@@ -50,10 +52,7 @@ export async function createUsers(deployment: string, stateVar: string, users: r
     const args = ['--root', deployment, '--no-create-home', '--home-dir', `/var/home/${user.name}`, '--shell', '/bin/bash', '--user-group'];
     if (user.groups.length) args.push('--groups', user.groups.join(','));
     await tool('useradd', [...args, user.name], what);
-    if (user.password !== undefined) {
-      const hash = user.password.startsWith('$') ? user.password : (await tool('openssl', ['passwd', '-6', '-stdin'], what, `${user.password}\n`)).trim();
-      await tool('chpasswd', ['--root', deployment, '--encrypted'], what, `${user.name}:${hash}\n`);
-    }
+    if (user.password !== undefined) await setPassword(deployment, user.name, { password: user.password, crypted: user.crypted ?? user.password.startsWith('$') });
     const { uid, gid } = await ids(join(deployment, 'etc'), user.name);
     const home = join(stateVar, 'home', user.name);
     await mkdir(home, { recursive: true, mode: 0o700 });
@@ -67,4 +66,17 @@ export async function createUsers(deployment: string, stateVar: string, users: r
       await chown(join(ssh, 'authorized_keys'), uid, gid);
     }
   }
+}
+
+/**
+ * Sets an existing account's password in a deployment's /etc (hashed with SHA-512 crypt when
+ * given in plain text), and/or locks it (usermod --lock: a `!` before the hash).
+ */
+export async function setPassword(deployment: string, name: string, how: { password?: string; crypted: boolean; lock?: boolean }): Promise<void> {
+  const what = `password of ${name}`;
+  if (how.password !== undefined) {
+    const hash = how.crypted ? how.password : (await tool('openssl', ['passwd', '-6', '-stdin'], what, `${how.password}\n`)).trim();
+    await tool('chpasswd', ['--root', deployment, '--encrypted'], what, `${name}:${hash}\n`);
+  }
+  if (how.lock) await tool('usermod', ['--root', deployment, '--lock', name], what);
 }

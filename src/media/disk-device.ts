@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { makeTempDir } from '../oci/fsutil.js';
 import { planGpt, writeGpt } from './gpt.js';
-import { writeFully } from './sparse-copy.js';
+import { placeImage, writeFully } from './sparse-copy.js';
+import { createXfsImage } from './xfs.js';
 import { createFatImage, estimateEspSize } from './fat.js';
 import { createExt4Image, estimateExt4Size } from './ext4.js';
 import { PartitionType, rootTypeFor } from './partition-types.js';
@@ -46,10 +47,25 @@ export async function existingContent(device: string): Promise<string | undefine
   }
 }
 
-export interface DeviceDiskOptions extends Omit<CreateDiskImageOptions, 'path' | 'rootSize'> {
+export interface DeviceDiskOptions extends Omit<CreateDiskImageOptions, 'path'> {
   device: string;
   /** Overwrite whatever the device holds (bootc's --wipe); without it a used device is refused. */
   wipe?: boolean;
+  /**
+   * Accept an existing regular file as the disk, keeping its size (a kickstart install onto a
+   * disk image file, as onto a device). Without it only block devices are accepted.
+   */
+  allowFile?: boolean;
+}
+
+/** The size of a disk: a block device's, or an existing file's (when files stand in for disks). */
+export async function diskSize(path: string): Promise<number> {
+  const st = await stat(path).catch((e: unknown) => {
+    throw ioError(`disk ${path}`, e);
+  });
+  if (st.isBlockDevice()) return blockDeviceSize(path);
+  if (st.isFile()) return st.size;
+  throw new BasaltError('usage', `${path} is neither a block device nor a disk image file`);
 }
 
 /**
@@ -58,23 +74,26 @@ export interface DeviceDiskOptions extends Omit<CreateDiskImageOptions, 'path' |
  */
 export async function createDiskOnDevice(options: DeviceDiskOptions): Promise<CreatedDiskImage> {
   const { device } = options;
-  if (!(await isBlockDevice(device))) throw new BasaltError('usage', `${device} is not a block device`);
+  const isFile = !(await isBlockDevice(device));
+  if (isFile && !options.allowFile) throw new BasaltError('usage', `${device} is not a block device`);
   const used = await existingContent(device);
   if (used && !options.wipe) throw new BasaltError('usage', `${device} holds ${used}`, { hint: 'pass --wipe to overwrite it (everything on it is lost)' });
   const ids = diskIdentifiers(options.seed);
-  const deviceSize = await blockDeviceSize(device);
+  const deviceSize = await diskSize(device);
   const espSize = options.espSize ?? (await estimateEspSize(options.espDir));
   const needed = await estimateExt4Size(options.rootDir);
   const tooSmall = (): BasaltError =>
     new BasaltError('usage', `${device} is too small: ${formatBytes(deviceSize)}, the image needs a ${formatBytes(needed)} root partition plus a ${formatBytes(espSize)} ESP`, { hint: 'use a larger disk' });
+  if (options.rootSize !== undefined && options.rootSize < needed)
+    throw new BasaltError('usage', `a ${formatBytes(options.rootSize)} root partition is too small: the image needs ${formatBytes(needed)}`, { hint: 'give the root partition more room (or let it grow)' });
   // GPT headers and alignment take up to 2 MiB.
-  if (deviceSize < needed + espSize + 2 * MiB) throw tooSmall();
+  if (deviceSize < Math.max(needed, options.rootSize ?? 0) + espSize + 2 * MiB) throw tooSmall();
   const layout = planGpt({
     diskSize: deviceSize,
     seed: options.seed,
     partitions: [
       { name: 'EFI-SYSTEM', typeGuid: PartitionType.esp, uniqueGuid: ids.espPartUuid, size: espSize },
-      { name: 'root', typeGuid: rootTypeFor(), uniqueGuid: ids.rootPartUuid, size: 'rest' },
+      { name: 'root', typeGuid: rootTypeFor(), uniqueGuid: ids.rootPartUuid, size: options.rootSize ?? 'rest' },
     ],
   });
   const [esp, root] = layout.partitions;
@@ -99,9 +118,20 @@ export async function createDiskOnDevice(options: DeviceDiskOptions): Promise<Cr
     } finally {
       await fh.close();
     }
-    await createExt4Image({ path: device, offset: root.offset, sourceDir: options.rootDir, size: root.size, label: options.rootLabel, uuid: ids.rootFsUuid, hashSeed: ids.rootHashSeed, ...epoch });
+    if (options.rootFsType === 'xfs') {
+      // mkfs.xfs cannot fill a tree in: the image is made by loop mount, then placed (zeros skipped: a fresh xfs reads no free space).
+      const rootImage = join(work, 'root.img');
+      await createXfsImage({ path: rootImage, sourceDir: options.rootDir, size: root.size, label: options.rootLabel, uuid: ids.rootFsUuid });
+      const fh = await open(device, 'r+');
+      try {
+        await placeImage(rootImage, fh, root.offset, root.size);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } else await createExt4Image({ path: device, offset: root.offset, sourceDir: options.rootDir, size: root.size, label: options.rootLabel, uuid: ids.rootFsUuid, hashSeed: ids.rootHashSeed, ...epoch });
     // Let the kernel see the new partitions; a device without partition support is still fine.
-    await runTool('partx', ['-u', device], { allowFailure: true });
+    if (!isFile) await runTool('partx', ['-u', device], { allowFailure: true });
     return {
       path: device,
       size: deviceSize,
