@@ -5,9 +5,10 @@ import { BasaltError, ioError } from '../oci/errors.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
 import { IsoImage, entrySize, type IsoEntry } from '../media/iso/reader.js';
 import { remasterIso } from '../media/iso/remaster.js';
+import { parseKickstart } from '../deploy/kickstart/index.js';
 import { buildInstallerIso } from '../media/iso/installer/build.js';
 import { addRegistryOptions, collect, sourceDateEpoch, transportOptions } from './common.js';
-import { printFormatted } from './output.js';
+import { printFormatted, warn } from './output.js';
 
 type Opts = Record<string, unknown>;
 
@@ -203,6 +204,7 @@ async function buildAction(image: string | undefined, o: Opts, cmd: Command): Pr
   const report = await buildInstallerIso({
     image,
     kickstart: o.kickstart,
+    validateKickstart: parseKickstart,
     output: o.output,
     embed: o.embed === true,
     ...(typeof o.registriesConf === 'string' ? { registriesConf: o.registriesConf } : {}),
@@ -211,6 +213,7 @@ async function buildAction(image: string | undefined, o: Opts, cmd: Command): Pr
     ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
     ...(progress ? { onStep: (step: string, detail: string) => void process.stderr.write(`iso: ${step}: ${detail}\n`) } : {}),
   });
+  for (const w of report.kickstartWarnings) warn(w);
   await printFormatted(report, o.json === true ? 'json' : 'human', () => {
     const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
     return [

@@ -19,7 +19,7 @@ import { openDestination, openSource } from '../../../oci/transports/index.js';
 import { runTool } from '../../run-tool.js';
 import type { Content } from '../tree.js';
 import { checkVolumeId, writeNewIso } from '../write.js';
-import { checkKickstart, readKickstart } from './kickstart-check.js';
+import { readKickstart, type KickstartValidator } from './kickstart-check.js';
 import { buildGrubImages } from './grub.js';
 import {
   CMDLINE_HOOK, EMBEDDED_REF, INSTALLER_SCRIPT, INSTALLER_TARGET, ISO_PATHS, LIVE_MODULE_DIR, MODULE_SETUP, MOUNT_HOOK, SERVICE_UNIT, TARGET_UNIT,
@@ -31,6 +31,8 @@ export type InstallerStep = 'kickstart' | 'unpack' | 'initramfs' | 'rootfs' | 'e
 export interface InstallerIsoOptions {
   image: string;
   kickstart: string;
+  /** The installer's own parser: a kickstart it refuses stops the build before anything is written. */
+  validateKickstart: KickstartValidator;
   output: string;
   embed?: boolean;
   registriesConf?: string;
@@ -50,6 +52,8 @@ export interface InstallerIsoReport {
   rootfsBytes: number;
   initrdBytes: number;
   embedded: boolean;
+  /** The kickstart's accepted-but-ignored directives and options, as `FILE:LINE: message`. */
+  kickstartWarnings: string[];
   seconds: Record<InstallerStep, number>;
 }
 
@@ -144,7 +148,7 @@ export async function buildInstallerIso(options: InstallerIsoOptions): Promise<I
   };
   step('kickstart', options.kickstart);
   const ks = await readKickstart(options.kickstart);
-  checkKickstart(ks, options.kickstart);
+  const kickstartWarnings = options.validateKickstart(ks, options.kickstart).warnings.map((w) => `${options.kickstart}${w.line ? `:${w.line}` : ''}: ${w.message}`);
   if (options.registriesConf) await stat(options.registriesConf).catch((e: unknown) => {
     throw (e as NodeJS.ErrnoException).code === 'ENOENT' ? new BasaltError('not-found', `registries.conf ${options.registriesConf} does not exist`) : ioError(`reading ${options.registriesConf}`, e);
   });
@@ -225,6 +229,7 @@ export async function buildInstallerIso(options: InstallerIsoOptions): Promise<I
       rootfsBytes: (await stat(rootfs)).size,
       initrdBytes: (await stat(initrd)).size,
       embedded: options.embed === true,
+      kickstartWarnings,
       seconds,
     };
   } finally {
