@@ -87,7 +87,9 @@ async function buildLiveInitramfs(root: string, kver: string, out: string, epoch
   // ostree-prepare-root and basalt's boot-link hook belong to installed systems, not to the live medium.
   await runBuildTool(
     'systemd-nspawn',
-    ['-q', '--register=no', '--keep-unit', '--resolv-conf=off', '--timezone=off', '--link-journal=no', ...env, '-D', root,
+    // A machine name of our own: nspawn keeps per-name state under /run/systemd/nspawn/propagate,
+    // and two containers both called "root" (the directory's name) trip over each other's.
+    ['-q', '--register=no', '--keep-unit', '--resolv-conf=off', '--timezone=off', '--link-journal=no', `--machine=basalt-iso-${process.pid}-${Date.now()}`, ...env, '-D', root,
       'dracut', '--reproducible', '--no-hostonly', '--force', '--add', 'basalt-live', '--omit', 'ostree basalt plymouth', '--kver', kver, inside],
     { what: `dracut (installer initramfs for kernel ${kver})`, debianPackage: 'systemd-container' },
   );
