@@ -87,7 +87,9 @@ test('an installer ISO from the base image: El Torito BIOS + UEFI, hybrid GPT, k
   assert.doesNotMatch(modules, /^ostree$/m);
   const initrdFiles = run('lsinitrd', [initrd]);
   for (const m of ['squashfs', 'overlay', 'isofs']) assert.match(initrdFiles, new RegExp(`/${m}\\.ko`), `${m} module in the initramfs`);
-  assert.match(initrdFiles, /hooks\/mount\/90-basalt-live-mount\.sh/);
+  assert.match(initrdFiles, /system-generators\/basalt-live-generator/);
+  assert.match(initrdFiles, /usr\/sbin\/basalt-live-setup/);
+  assert.match(initrdFiles, /hooks\/cmdline\/90-basalt-live-cmdline\.sh/);
 });
 
 test('a bad kickstart is refused at build time naming file:line, and nothing is written', async () => {

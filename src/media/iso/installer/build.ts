@@ -22,7 +22,7 @@ import { checkVolumeId, writeNewIso } from '../write.js';
 import { readKickstart, type KickstartValidator } from './kickstart-check.js';
 import { buildGrubImages } from './grub.js';
 import {
-  CMDLINE_HOOK, EMBEDDED_REF, INSTALLER_SCRIPT, INSTALLER_TARGET, ISO_PATHS, LIVE_MODULE_DIR, MODULE_SETUP, MOUNT_HOOK, SERVICE_UNIT, TARGET_UNIT,
+  CMDLINE_HOOK, EMBEDDED_REF, GENERATOR, INSTALLER_SCRIPT, INSTALLER_TARGET, ISO_PATHS, LIVE_MODULE_DIR, MODULE_SETUP, SERVICE_UNIT, SETUP_SCRIPT, TARGET_UNIT,
   grubConfig, installerConfig,
 } from './live.js';
 
@@ -81,7 +81,8 @@ async function buildLiveInitramfs(root: string, kver: string, out: string, epoch
   await mkdir(moduleDir, { recursive: true });
   await writeFile(join(moduleDir, 'module-setup.sh'), MODULE_SETUP, { mode: 0o755 });
   await writeFile(join(moduleDir, 'basalt-live-cmdline.sh'), CMDLINE_HOOK, { mode: 0o755 });
-  await writeFile(join(moduleDir, 'basalt-live-mount.sh'), MOUNT_HOOK, { mode: 0o755 });
+  await writeFile(join(moduleDir, 'basalt-live-setup.sh'), SETUP_SCRIPT, { mode: 0o755 });
+  await writeFile(join(moduleDir, 'basalt-live-generator.sh'), GENERATOR, { mode: 0o755 });
   const inside = '/basalt-live-initrd.img';
   const env = epoch !== undefined ? [`--setenv=SOURCE_DATE_EPOCH=${epoch}`] : [];
   // ostree-prepare-root and basalt's boot-link hook belong to installed systems, not to the live medium.

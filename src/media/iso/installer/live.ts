@@ -34,13 +34,14 @@ installkernel() {
     hostonly='' instmods squashfs overlay isofs loop sr_mod cdrom ahci ata_piix virtio_blk virtio_scsi virtio_pci usb_storage uas xhci_pci ehci_pci sd_mod
 }
 install() {
-    inst_multiple mount umount mkdir
+    inst_multiple mount umount mkdir sed cat ln
     inst_hook cmdline 90 "$moddir/basalt-live-cmdline.sh"
-    inst_hook mount 90 "$moddir/basalt-live-mount.sh"
+    inst_script "$moddir/basalt-live-setup.sh" /usr/sbin/basalt-live-setup
+    inst_script "$moddir/basalt-live-generator.sh" "$systemdutildir/system-generators/basalt-live-generator"
 }
 `;
 
-/** Sourced by dracut-cmdline: claims root=basalt-live:LABEL and waits for the labelled medium. */
+/** Sourced by dracut-cmdline: claims root=basalt-live:LABEL (dracut stops on a root= nobody claims). */
 export const CMDLINE_HOOK = `#!/bin/sh
 case "\${root:-}" in
   basalt-live:*)
@@ -51,20 +52,64 @@ case "\${root:-}" in
 esac
 `;
 
-/** Sourced by dracut-mount: medium → squashfs (read-only) → overlay with a tmpfs upper layer at $NEWROOT. */
-export const MOUNT_HOOK = `#!/bin/sh
-type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
-case "\${root:-}" in basalt-live:*) ;; *) return 0 2>/dev/null || exit 0 ;; esac
+/**
+ * A systemd generator: systemd's fstab generator turns any root= into a sysroot.mount of that
+ * "device"; this one's units, in the early directory, take precedence: sysroot.mount becomes
+ * the overlay, after a service that mounts the medium, the squashfs and the tmpfs.
+ */
+export const GENERATOR = `#!/bin/sh
+# Called with the normal, early and late unit directories: early ones win over the fstab generator's.
+early=$2
+root=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in root=*) root=\${arg#root=} ;; esac
+done
+case "$root" in basalt-live:*) ;; *) exit 0 ;; esac
 label=\${root#basalt-live:}
+device="dev-disk-by\\x2dlabel-$(printf '%s' "$label" | sed 's/-/\\\\x2d/g').device"
 run=${LIVE_RUN_DIR}
+cat > "$early/basalt-live-setup.service" <<UNIT
+[Unit]
+Description=basalt installer medium (LABEL=$label) and its root image
+DefaultDependencies=no
+Requires=$device
+After=$device
+Before=sysroot.mount
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/basalt-live-setup $label
+UNIT
+cat > "$early/sysroot.mount" <<UNIT
+[Unit]
+Description=basalt installer root (squashfs under a tmpfs overlay)
+DefaultDependencies=no
+Requires=basalt-live-setup.service
+After=basalt-live-setup.service
+Before=initrd-root-fs.target
+[Mount]
+What=basalt-live
+Where=/sysroot
+Type=overlay
+Options=lowerdir=$run/lower,upperdir=$run/rw/upper,workdir=$run/rw/work
+UNIT
+mkdir -p "$early/initrd-root-fs.target.requires"
+ln -sf ../sysroot.mount "$early/initrd-root-fs.target.requires/sysroot.mount"
+`;
+
+/** Run by basalt-live-setup.service: medium → squashfs (read-only) and the tmpfs for the overlay. */
+export const SETUP_SCRIPT = `#!/bin/sh
+set -e
+label=$1
+run=${LIVE_RUN_DIR}
+say() { echo "basalt-live: $*" > /dev/kmsg 2>/dev/null || true; echo "basalt-live: $*"; }
 mkdir -p "$run/medium" "$run/lower" "$run/rw"
-info "basalt-live: mounting the installer medium LABEL=$label"
-mount -t iso9660 -o ro "/dev/disk/by-label/$label" "$run/medium" || die "basalt-live: cannot mount the medium LABEL=$label"
-[ -f "$run/medium/${ISO_PATHS.rootfs}" ] || die "basalt-live: LABEL=$label has no /${ISO_PATHS.rootfs}"
-mount -t squashfs -o ro,loop "$run/medium/${ISO_PATHS.rootfs}" "$run/lower" || die "basalt-live: cannot mount /${ISO_PATHS.rootfs}"
-mount -t tmpfs -o mode=0755 tmpfs "$run/rw" || die "basalt-live: cannot mount the tmpfs for the overlay"
+say "mounting the installer medium LABEL=$label"
+mount -t iso9660 -o ro "/dev/disk/by-label/$label" "$run/medium" || { say "cannot mount the medium LABEL=$label"; exit 1; }
+[ -f "$run/medium/${ISO_PATHS.rootfs}" ] || { say "LABEL=$label has no /${ISO_PATHS.rootfs}"; exit 1; }
+mount -t squashfs -o ro,loop "$run/medium/${ISO_PATHS.rootfs}" "$run/lower" || { say "cannot mount /${ISO_PATHS.rootfs}"; exit 1; }
+mount -t tmpfs -o mode=0755 tmpfs "$run/rw"
 mkdir -p "$run/rw/upper" "$run/rw/work"
-mount -t overlay -o "lowerdir=$run/lower,upperdir=$run/rw/upper,workdir=$run/rw/work" basalt-live "$NEWROOT" || die "basalt-live: cannot mount the overlay root"
 `;
 
 /** The target the kernel command line boots (systemd.unit=): sysinit, network, the installer; nothing else. */
