@@ -5,8 +5,10 @@ import { BasaltError, ioError } from '../oci/errors.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
 import { IsoImage, entrySize, type IsoEntry } from '../media/iso/reader.js';
 import { remasterIso } from '../media/iso/remaster.js';
-import { collect } from './common.js';
-import { printFormatted } from './output.js';
+import { parseKickstart } from '../deploy/kickstart/index.js';
+import { buildInstallerIso } from '../media/iso/installer/build.js';
+import { addRegistryOptions, collect, sourceDateEpoch, transportOptions } from './common.js';
+import { printFormatted, warn } from './output.js';
 
 type Opts = Record<string, unknown>;
 
@@ -189,9 +191,57 @@ function remasterCommand(): Command {
   return cmd;
 }
 
+/** `basalt iso IMAGE --kickstart ks.cfg -o install.iso`: the default action when no subcommand is named. */
+async function buildAction(image: string | undefined, o: Opts, cmd: Command): Promise<void> {
+  if (!image) {
+    cmd.help();
+    return;
+  }
+  if (typeof o.kickstart !== 'string') throw new BasaltError('usage', 'building an installer ISO needs --kickstart FILE', { hint: 'basalt iso IMAGE --kickstart ks.cfg -o install.iso' });
+  if (typeof o.output !== 'string') throw new BasaltError('usage', 'building an installer ISO needs -o FILE (the ISO to write)');
+  const epoch = sourceDateEpoch();
+  const progress = process.stderr.isTTY || o.verbose === true;
+  const report = await buildInstallerIso({
+    image,
+    kickstart: o.kickstart,
+    validateKickstart: parseKickstart,
+    output: o.output,
+    embed: o.embed === true,
+    ...(typeof o.registriesConf === 'string' ? { registriesConf: o.registriesConf } : {}),
+    ...(typeof o.label === 'string' ? { volumeId: o.label } : {}),
+    transport: transportOptions(o, ''),
+    ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+    ...(progress ? { onStep: (step: string, detail: string) => void process.stderr.write(`iso: ${step}: ${detail}\n`) } : {}),
+  });
+  for (const w of report.kickstartWarnings) warn(w);
+  await printFormatted(report, o.json === true ? 'json' : 'human', () => {
+    const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+    return [
+      `Wrote ${report.output} (${mib(report.bytes)}, volume id "${report.volumeId}")`,
+      `  kernel ${report.kernelVersion}, installer initramfs ${mib(report.initrdBytes)}, root squashfs ${mib(report.rootfsBytes)}`,
+      `  image ${report.embedded ? 'embedded as an OCI layout (installs offline)' : 'pulled by the installer from the kickstart\'s ostreecontainer --url'}`,
+      `  times: ${Object.entries(report.seconds).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`,
+      '',
+    ].join('\n');
+  });
+}
+
 export function isoCommand(): Command {
-  return new Command('iso')
-    .description('read ISO 9660 images (Joliet, Rock Ridge, El Torito, hybrid MBR/GPT) and remaster installer ISOs')
+  const iso = new Command('iso')
+    .description('build installer ISOs from bootable images; read ISO 9660 images (Joliet, Rock Ridge, El Torito, hybrid MBR/GPT) and remaster installer ISOs')
+    .argument('[image]', 'bootable image to build an installer ISO from (any transport)')
+    .option('--kickstart <file>', 'kickstart run by the installer (checked now; stored on the ISO as /ks.cfg)')
+    .option('-o, --output <file>', 'the ISO to write')
+    .option('--embed', 'store the image on the ISO as an OCI layout: the installer needs no registry')
+    .option('--registries-conf <file>', "the installer's /etc/containers/registries.conf")
+    .option('--label <id>', 'volume id of the ISO, the label the installer finds its medium by (default BASALT-INSTALLER)')
+    .option('--verbose', 'print each step on stderr even without a terminal')
+    .option('--json', 'print the report as JSON');
+  addRegistryOptions(iso, '');
+  // Options after a subcommand's name belong to it (`iso info X --format json`), not to the build.
+  return iso
+    .enablePositionalOptions()
+    .action(buildAction)
     .addCommand(infoCommand())
     .addCommand(lsCommand())
     .addCommand(extractCommand())

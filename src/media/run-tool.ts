@@ -27,6 +27,8 @@ export const PACKAGE_OF: Readonly<Record<string, string>> = {
   mount: 'mount',
   umount: 'mount',
   chattr: 'e2fsprogs',
+  mksquashfs: 'squashfs-tools',
+  'grub-mkimage': 'grub-common',
 };
 
 export interface ToolResult {
