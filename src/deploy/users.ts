@@ -41,6 +41,11 @@ async function ids(etcDir: string, name: string): Promise<{ uid: number; gid: nu
   return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
+async function groupExists(etcDir: string, name: string): Promise<boolean> {
+  const group = await readFile(join(etcDir, 'group'), 'utf8').catch(() => '');
+  return group.split('\n').some((l) => l.startsWith(`${name}:`));
+}
+
 /**
  * Creates users in a deployment's /etc with the host's shadow tools (`useradd --root`), sets
  * their passwords (hashed with SHA-512 crypt when given in plain text) and SSH keys. Homes go
@@ -49,7 +54,10 @@ async function ids(etcDir: string, name: string): Promise<{ uid: number; gid: nu
 export async function createUsers(deployment: string, stateVar: string, users: readonly InstallUser[]): Promise<void> {
   for (const user of users) {
     const what = `user ${user.name}`;
-    const args = ['--root', deployment, '--no-create-home', '--home-dir', `/var/home/${user.name}`, '--shell', '/bin/bash', '--user-group'];
+    // A group of the user's name may already exist (Debian ships `operator`): like Anaconda,
+    // make it the primary group instead of failing on --user-group.
+    const primary = (await groupExists(join(deployment, 'etc'), user.name)) ? ['--gid', user.name] : ['--user-group'];
+    const args = ['--root', deployment, '--no-create-home', '--home-dir', `/var/home/${user.name}`, '--shell', '/bin/bash', ...primary];
     if (user.groups.length) args.push('--groups', user.groups.join(','));
     await tool('useradd', [...args, user.name], what);
     if (user.password !== undefined) await setPassword(deployment, user.name, { password: user.password, crypted: user.crypted ?? user.password.startsWith('$') });
