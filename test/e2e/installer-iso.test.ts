@@ -21,6 +21,14 @@ import { freePort, sshKeyPair, sshRun, timeBudget, waitForSsh, withVm } from '..
  */
 const MARKER = '/usr/share/basalt-installer-test/version';
 
+/**
+ * One install takes 35-40 minutes under TCG on this 2-core machine (the guest's node reads
+ * the image at well under 1 MB/s), so the two runs cannot fit the suite's 60-minute budget.
+ * They run when BASALT_E2E_INSTALLER=1 (`BASALT_E2E_INSTALLER=1 ./scripts/test
+ * test/e2e/installer-iso.test.ts`); otherwise they are reported as skipped, with this reason.
+ */
+const SLOW = process.env.BASALT_E2E_INSTALLER === '1' ? false : 'installer ISO installs take ~40 min each under TCG; set BASALT_E2E_INSTALLER=1 to run them';
+
 function verifyCrypt(hash: string, password: string): boolean {
   // The host's libcrypt (through Python's crypt module) checks the guest's hash independently.
   const r = spawnSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; h=sys.argv[1]; print(crypt.crypt(sys.argv[2], h) == h)', hash, password], { encoding: 'utf8' });
@@ -108,7 +116,7 @@ async function installAndCheck(p: Prepared, iso: string, name: string): Promise<
   });
 }
 
-test('installer ISO: boots on an empty disk, installs from the registry as the kickstart says, reboots into the installed system', { timeout: 60 * 60_000 }, async () => {
+test('installer ISO: boots on an empty disk, installs from the registry as the kickstart says, reboots into the installed system', { timeout: 60 * 60_000, skip: SLOW }, async () => {
   const p = await prepare('registry');
   try {
     await installAndCheck(p, buildIso(p, false), 'registry');
@@ -117,7 +125,7 @@ test('installer ISO: boots on an empty disk, installs from the registry as the k
   }
 });
 
-test('installer ISO with --embed: installs with the registry stopped, the image read from the ISO', { timeout: 60 * 60_000 }, async () => {
+test('installer ISO with --embed: installs with the registry stopped, the image read from the ISO', { timeout: 60 * 60_000, skip: SLOW }, async () => {
   const p = await prepare('embedded');
   let up = true;
   try {
