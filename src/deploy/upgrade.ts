@@ -129,7 +129,14 @@ async function updateTo(host: Host, sourceName: string, target: ImageSpec, optio
     if (!originChanges && pending === manifestDigest) {
       // --apply of what is already staged: unlock it so the reboot finalises it.
       if (options.apply && host.staged) await unlockStaged();
-      return { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
+      const result: UpdateResult = { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
+      // A run killed between ostree's deploy and the end of the ESP mirror left the deployment
+      // without (all of) its entries: the rerun finds nothing to deploy and finishes the mirror.
+      if (!stage) {
+        const esp = await syncEsp(host, options.espDir);
+        if (esp) result.esp = esp;
+      }
+      return result;
     }
     // An image that failed its health checks here is not deployed again (the timer would
     // otherwise stage it every 8 hours and roll back every time).
