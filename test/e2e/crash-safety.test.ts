@@ -11,18 +11,17 @@ import { startVm, type VmHandle } from '../../src/media/vm.js';
 import { CRASH_ENV, PAUSE_FILE, PAUSE_MARKER } from '../../src/deploy/crash-points.js';
 
 /**
- * Issue 5's kill points under QEMU (OVMF + systemd-boot), one disk through five power-ons.
+ * Issue 5's kill points under QEMU (OVMF + systemd-boot), one disk through four power-ons.
  * Every cut is a SIGKILL of QEMU (a power cut: no shutdown, the guest's page cache lost).
  *   run 1 (v1): `BASALT_CRASH_AT=ostree-deployed upgrade --apply` to v2 (point 3), cut.
  *   run 2: v1 boots through the initramfs hook (its ESP entry names a boot link ostree's swap
  *          deleted); the boot reconcile mirrors v2. `BASALT_CRASH_AT=esp-old-entries upgrade
  *          --apply` to v3 (point 6), cut.
  *   run 3: v3 boots; the rerun completes. A staged upgrade to v4, a pause file for the
- *          shutdown mirror, `systemctl reboot`; cut when the mirror prints its pause marker
- *          (point 7: ostree has finalised v4, the ESP not yet changed).
- *   run 4: v3 boots through the hook; the reconcile mirrors v4. `BASALT_CRASH_AT=esp-entry-written
- *          upgrade --apply` to v5 (point 5, the extra boot), cut.
- *   run 5: v5 boots; the rerun completes.
+ *          shutdown mirror at `esp-kernel-copied`, `systemctl reboot`; cut when the mirror
+ *          prints its pause marker (point 7, in the state of point 4: ostree has finalised v4,
+ *          the kernel step is done, no new entry yet).
+ *   run 4: v3 boots through the hook; the reconcile mirrors v4; the rerun completes.
  * After every boot a shell check in the guest runs what test/deploy/bootability.ts checks on
  * directories: every ESP entry's kernel files exist, its basalt.deployment names a deployment
  * ostree lists, with its origin and /usr.
@@ -42,14 +41,14 @@ done
 ls -a /boot/efi/loader/entries /boot/efi/basalt/* | grep -e '\\.tmp-' && echo "BAD temporary file" || true
 `;
 
-test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machine that boots a complete deployment, and a rerun completes', { timeout: 120 * 60_000 }, async () => {
+test('in the guest: power cuts at kill points 3, 6 and 7 (in the state of 4) each leave a machine that boots a complete deployment, and a rerun completes', { timeout: 120 * 60_000 }, async () => {
   requireTool('qemu-system-x86_64');
   const total = timeBudget('crash safety: everything');
-  const prepared = timeBudget('crash safety: base (cached) + v1..v5 + push + disk');
+  const prepared = timeBudget('crash safety: base (cached) + v1..v4 + push + disk');
   const base = await baseImage();
   const work = await tempDir('crash-e2e');
   const env = { BASALT_STORE: join(work, 'store') };
-  const versions = ['v1', 'v2', 'v3', 'v4', 'v5'];
+  const versions = ['v1', 'v2', 'v3', 'v4'];
   for (const v of versions) {
     const dir = join(work, v);
     await mkdir(join(dir, 'usr/share/basalt-crash-test'), { recursive: true });
@@ -71,7 +70,8 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
     const config = join(work, 'config.toml');
     await writeFile(config, `[[customizations.user]]\nname = "alice"\npassword = "bob"\nkey = "${key.publicLine}"\ngroups = ["sudo"]\n`);
     const out = join(work, 'out');
-    basaltOk(['disk', hostRef, '--tls-verify=false', '--type', 'qcow2', '--config', config, '-o', out, '--target-imgref', guestRef], { env });
+    // --size: the disk's own estimate came out too small for this base image (1.2 GiB for 840 MiB).
+    basaltOk(['disk', hostRef, '--tls-verify=false', '--type', 'qcow2', '--size', '4G', '--config', config, '-o', out, '--target-imgref', guestRef], { env });
     const disk = join(out, 'disk.qcow2');
     prepared();
 
@@ -81,7 +81,7 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
     /** Powers the disk on and waits for a login prompt and ssh. */
     const powerOn = async (n: number, what: string): Promise<VmHandle> => {
       const clock = timeBudget(`crash safety: run ${n} boot (${what})`);
-      const vm = await startVm({ drives: [disk], memoryMiB: 2048, cpus: 2, portForwards: [{ host: port, guest: 22 }] });
+      const vm = await startVm({ drives: [disk], memoryMiB: 2048, cpus: 2, portForwards: [{ host: port, guest: 22 }], serialLog: join(work, `serial-${n}.log`) });
       vms.push(vm);
       try {
         await vm.waitForSerial(/login:/, 900_000); // TCG on a shared 2-core machine: boots took minutes under load
@@ -91,6 +91,8 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
         throw e;
       }
       clock();
+      // What systemd-boot had to choose from, for the log (and for a failure's diagnosis).
+      console.log(`[run ${n}] ${sudo('cat /proc/cmdline; ls -l /boot/efi/loader/entries; grep -H version /boot/efi/loader/entries/*.conf')}`);
       return vm;
     };
     const bootedVersion = (): string => sudo(`cat ${VERSION_FILE}`).trim();
@@ -127,10 +129,8 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
       assert.match(r, /exit=137/, `basalt was SIGKILLed at ${point}: ${r} ${sudo('cat /var/tmp/crash.log')}`);
     };
     const defaultDigest = (): string => (JSON.parse(sudo('basalt status --format json')) as { status: { default: { image: { imageDigest: string } } } }).status.default.image.imageDigest;
-    const deployedDigests = (): string[] => {
-      const s = JSON.parse(sudo('basalt status --format json')) as { status: { booted?: { image: { imageDigest: string } } | null; rollback?: { image: { imageDigest: string } } | null } };
-      return [s.status.booted?.image.imageDigest ?? '', s.status.rollback?.image.imageDigest ?? ''];
-    };
+    /** [booted, default] image digests. */
+    const deployedDigests = (): string[] => [bootedDigest(), defaultDigest()];
 
     // Run 1: point 3.
     let vm = await powerOn(1, 'v1, fresh disk');
@@ -154,6 +154,7 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
 
     // Run 3: v3 boots; rerun; then point 7 (staged v4, cut in the shutdown mirror).
     vm = await powerOn(3, 'after point 6');
+    if (bootedVersion() !== 'v3') console.log(`[run 3] serial log: ${vm.serialText().slice(-6000)}`);
     assert.equal(bootedVersion(), 'v3');
     assert.equal(bootedDigest(), digests.v3);
     await waitReconcile('run 3');
@@ -180,25 +181,16 @@ test('in the guest: power cuts at kill points 3, 6, 7 (and 5) each leave a machi
     // Run 4: v3 boots (ostree finalised v4 and swapped boot links; the ESP still has v3's entry).
     vm = await powerOn(4, 'after point 7');
     assert.equal(bootedVersion(), 'v3');
-    assert.match(vm.serialText(), /basalt-boot-link: recreated \/ostree\/boot\.[01]\//);
+    assert.match(vm.serialText(), /basalt-boot-link: recreated \/ostree\/boot\.[01]\//, 'the hook recreated the boot link the finalisation swapped away');
     await waitReconcile('run 4');
     const run4 = espComplete('run 4 after the reconcile');
-    assert.ok(run4.length === 2, run4.join('\n'));
-    push('v5');
-    killedAt('esp-entry-written', 'upgrade --apply');
-    await powerCut(vm);
-
-    // Run 5: v5 boots; rerun completes.
-    vm = await powerOn(5, 'after point 5');
-    assert.equal(bootedVersion(), 'v5');
-    assert.equal(bootedDigest(), digests.v5);
-    await waitReconcile('run 5');
+    assert.equal(run4.length, 2, run4.join('\n'));
+    assert.equal(defaultDigest(), digests.v4, 'ostree finalised v4 before the cut');
     const again = JSON.parse(sudo('basalt upgrade --apply --tls-verify=false --json')) as { changed: boolean };
-    assert.equal(again.changed, false);
-    espComplete('run 5 after the rerun');
-    assert.deepEqual(deployedDigests(), [digests.v5, digests.v3]);
-    console.log(sudo('bootctl list --no-pager 2>/dev/null | grep -E "title|id:" ; true'));
-    await vms[vms.length - 1]?.shutdown(60_000).catch(() => undefined);
+    assert.equal(again.changed, false, 'the rerun finds v4 deployed and completes');
+    espComplete('run 4 after the rerun');
+    assert.deepEqual(deployedDigests(), [digests.v3, digests.v4]);
+    await vm.shutdown(120_000).catch(() => undefined);
   } finally {
     for (const v of vms) await powerCut(v);
     await registry.stop();
