@@ -5,6 +5,7 @@ import { formatBls } from './bls.js';
 import { entryFileName, parseEntryFileName } from './bootcount.js';
 import type { EspTarget } from './esp-target.js';
 import { listDeployments, type Deployment } from './sysroot.js';
+import { crashPoint } from './crash-points.js';
 
 /**
  * Mirrors ostree's deployments onto the ESP for systemd-boot, which reads only the FAT ESP.
@@ -143,6 +144,7 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
       result.written.push(path);
     }
   }
+  await crashPoint('esp-kernel-copied');
   // 2. entries: new ones first, then rewrites of existing ones (their order may have changed).
   const existing = new Map<string, string>();
   for (const path of await target.list(ENTRIES_DIR)) {
@@ -162,6 +164,7 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
       rewrites.push([current, e.content]);
     }
   }
+  await crashPoint('esp-entry-written');
   for (const [path, content] of rewrites) {
     if ((await target.read(path))?.toString('utf8') === content) continue;
     await target.write(path, content);
@@ -172,6 +175,7 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
     await target.write('loader/loader.conf', conf);
     result.written.push('loader/loader.conf');
   }
+  await crashPoint('esp-old-entries');
   // 3. stale entries, then the kernels no entry uses.
   const planned = new Set(plan.map((e) => e.id));
   for (const [id, path] of existing) {

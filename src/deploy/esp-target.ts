@@ -20,6 +20,19 @@ export interface EspTarget {
   remove(path: string): Promise<void>;
 }
 
+/**
+ * On FAT a rename writes the new directory entry without the file's start cluster and size;
+ * those reach the disk only when the file's inode is written back, which neither the file's
+ * fsync before the rename nor the directory's after it forces. A power cut in between leaves
+ * an empty entry (a VM test saw systemd-boot skip it and boot the old deployment). So the file
+ * is synced again under its new name.
+ */
+async function syncRenamed(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  await fh.sync().finally(() => fh.close());
+  await fsyncDir(dirname(path));
+}
+
 /** An EspTarget on a directory (a staging tree or a mounted ESP). */
 export function directoryEsp(root: string): EspTarget {
   const host = (p: string): string => join(root, ...p.split('/'));
@@ -43,7 +56,12 @@ export function directoryEsp(root: string): EspTarget {
     list: walk,
     read: (p) => readFile(host(p)).catch(() => undefined),
     size: (p) => stat(host(p)).then((s) => s.size, () => undefined),
-    write: (p, content) => writeFileAtomic(host(p), content),
+    write: async (p, content) => {
+      await writeFileAtomic(host(p), content);
+      await syncRenamed(host(p)).catch((e: unknown) => {
+        throw ioError(`syncing ${host(p)}`, e);
+      });
+    },
     copyFrom: async (p, source) => {
       const dest = host(p);
       const tmp = tempPathFor(dest);
@@ -53,7 +71,7 @@ export function directoryEsp(root: string): EspTarget {
         const fh = await open(tmp, 'r');
         await fh.sync().finally(() => fh.close());
         await rename(tmp, dest);
-        await fsyncDir(dirname(dest));
+        await syncRenamed(dest);
       } catch (e) {
         await rm(tmp, { force: true });
         throw ioError(`copying ${source} to ${dest}`, e);

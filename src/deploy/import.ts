@@ -7,6 +7,9 @@ import { mergeLayers } from './merge.js';
 import { formatGVariantStringArray } from './gvariant-text.js';
 import { listRefs, metadataKey, resolveRev } from './ostree-tool.js';
 import { parseGVariantString } from './gvariant-text.js';
+import { crashPoint } from './crash-points.js';
+import { removeStaleTemp } from './stale-temp.js';
+import { join } from 'node:path';
 
 /** Merged image commits live under this prefix, one ref per image name. */
 export const IMAGE_REF_PREFIX = 'basalt/image';
@@ -74,6 +77,8 @@ export async function importImage(repo: string, image: Image, options: ImportOpt
   const created = image.config.created;
   const base = { ref, manifestDigest, ...(version !== undefined ? { version } : {}), ...(created !== undefined ? { created } : {}) };
 
+  // What an import killed part-way left behind (a pipe, a checked-out merge tree).
+  await removeStaleTemp(join(repo, 'tmp'));
   const cachedLayers = await listRefs(repo, LAYER_REF_PREFIX);
   const layers: ImportResult['layers'] = [];
   let imported = 0;
@@ -88,7 +93,10 @@ export async function importImage(repo: string, image: Image, options: ImportOpt
     options.onProgress?.({ ...event, state: 'importing' });
     await commitLayer(repo, await openUncompressed(layer), layer.diffId, {
       what: `layer ${layer.diffId} of ${options.imageName}`,
-      onBytes: (bytes) => options.onProgress?.({ type: 'layer-bytes', diffId: layer.diffId, bytes }),
+      onBytes: (bytes) => {
+        options.onProgress?.({ type: 'layer-bytes', diffId: layer.diffId, bytes });
+        if (bytes > 0) void crashPoint('layer-download');
+      },
     });
     cachedLayers.add(lref);
     imported++;

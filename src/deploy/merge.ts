@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../oci/errors.js';
 import { runRepo } from './ostree-tool.js';
+import { crashPoint } from './crash-points.js';
 import { listLayer } from './tree-listing.js';
 import { implicitDirsOf } from './layer-commit.js';
 import { applyDirectoryMetadata, upperDirectoryMetadata } from './dir-metadata.js';
@@ -35,7 +36,7 @@ export interface MergeResult {
  * committed with `--link-checkout-speedup` (its files are already repository objects).
  */
 export async function mergeLayers(repo: string, layerRefs: readonly string[], options: MergeOptions): Promise<MergeResult> {
-  const staging = join(repo, 'tmp', `basalt-merge-${randomBytes(6).toString('hex')}`);
+  const staging = join(repo, 'tmp', `basalt-merge-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(staging, { mode: 0o755 });
     for (const ref of layerRefs) await runRepo(repo, ['checkout', '--union', '--whiteouts', ref, staging], { what: `checking out ${ref}` });
@@ -49,6 +50,7 @@ export async function mergeLayers(repo: string, layerRefs: readonly string[], op
     if (options.timestamp !== undefined) args.push(`--timestamp=@${Math.floor(options.timestamp)}`);
     for (const [k, v] of Object.entries(options.metadata)) args.push(`--add-metadata-string=${k}=${v}`);
     for (const [k, v] of Object.entries(options.variantMetadata ?? {})) args.push(`--add-metadata=${k}=${v}`);
+    await crashPoint('import-commit');
     const commit = (await runRepo(repo, args, { what: `committing the merged tree of ${options.ref}` })).stdout.trim();
     return { commit, directoriesFixed, bootable };
   } finally {

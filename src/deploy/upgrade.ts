@@ -16,6 +16,8 @@ import { checkUpdateAllowed } from './update-policy.js';
 import { isKnownBadImage } from './bad-images.js';
 import { repoOf, type Deployment } from './sysroot.js';
 import type { MirrorResult } from './bootentries.js';
+import { crashPoint } from './crash-points.js';
+import { removeDoomedEntries } from './esp-prune.js';
 
 export interface UpdateOptions extends HostOptions {
   /**
@@ -127,7 +129,14 @@ async function updateTo(host: Host, sourceName: string, target: ImageSpec, optio
     if (!originChanges && pending === manifestDigest) {
       // --apply of what is already staged: unlock it so the reboot finalises it.
       if (options.apply && host.staged) await unlockStaged();
-      return { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
+      const result: UpdateResult = { ...base, changed: false, staged: Boolean(host.staged), locked: host.staged !== undefined && !options.apply && (await isStagedLocked()) };
+      // A run killed between ostree's deploy and the end of the ESP mirror left the deployment
+      // without (all of) its entries: the rerun finds nothing to deploy and finishes the mirror.
+      if (!stage) {
+        const esp = await syncEsp(host, options.espDir);
+        if (esp) result.esp = esp;
+      }
+      return result;
     }
     // An image that failed its health checks here is not deployed again (the timer would
     // otherwise stage it every 8 hours and roll back every time).
@@ -144,11 +153,13 @@ async function updateTo(host: Host, sourceName: string, target: ImageSpec, optio
     const newImageKargs = await kargsOfCommit(repo, imported.commit, arch);
     const kargs = applyImageKargsDiff(carriedKargs(host.current.options), oldImageKargs, newImageKargs);
     if (options.downloadOnly) await lockStaged();
+    await removeDoomedEntries(host, options.espDir);
     const deployed = await deployCommit(host.sysroot, imported.commit, { stateroot: host.stateroot, kargs, origin: formatOrigin(target, imported.ref), stage });
     const { ref: _ref, ...importSummary } = imported;
     const result: UpdateResult = { ...base, changed: true, staged: stage, locked: Boolean(options.downloadOnly), id: deployed.id, kargs: deployed.kargs, import: importSummary };
     if (deployed.deployment) result.deployment = deployed.deployment;
     if (!stage) {
+      await crashPoint('ostree-deployed');
       const esp = await syncEsp(host, options.espDir);
       if (esp) result.esp = esp;
     }

@@ -131,3 +131,17 @@ export async function withVm<T>(name: string, options: VmOptions, fn: (vm: VmHan
     done();
   }
 }
+
+/**
+ * A power cut: QEMU is SIGKILLed by its PID at once (no ACPI, no flush by the guest), and the
+ * disk keeps what the guest had written to it. For crash tests that boot the same disk again
+ * (start it without `snapshot`).
+ */
+export async function powerCut(vm: VmHandle): Promise<void> {
+  try {
+    process.kill(vm.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  await vm.exited.catch(() => null);
+}
