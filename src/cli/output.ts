@@ -1,4 +1,5 @@
 import { BasaltError, EXIT_CODES, isBasaltError } from '../oci/errors.js';
+import { loadYaml } from '../oci/yaml.js';
 
 /** Everything the CLI writes goes through here, so the library stays silent. */
 export function printJson(value: unknown): void {
@@ -8,7 +9,7 @@ export function printJson(value: unknown): void {
 /** YAML is rare output; its library is loaded (a separate bundle chunk) only when asked for. */
 export async function printFormatted(value: unknown, format: string, human: () => string): Promise<void> {
   if (format === 'json') printJson(value);
-  else if (format === 'yaml') process.stdout.write((await import('yaml')).stringify(value));
+  else if (format === 'yaml') process.stdout.write((await loadYaml()).stringify(value));
   else process.stdout.write(human());
 }
 

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative, posix } from 'node:path';
+import { loadYaml } from './yaml.js';
 import { BasaltError, ioError } from './errors.js';
 import { parseReference, formatReference } from './reference.js';
 import { copyImage } from './copy.js';
@@ -50,7 +51,7 @@ async function planDocker(src: string, options: TransportOptions): Promise<Plann
 async function planYaml(file: string, base: TransportOptions): Promise<PlannedImage[]> {
   let doc: unknown;
   try {
-    doc = (await import('yaml')).parse(await readFile(file, 'utf8'));
+    doc = (await loadYaml()).parse(await readFile(file, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code) throw ioError(`sync file ${file}`, e);
     throw new BasaltError('invalid', `sync file ${file} is not valid YAML: ${(e as Error).message}`);

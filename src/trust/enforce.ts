@@ -2,7 +2,9 @@ import type { KeyObject } from 'node:crypto';
 import { BasaltError, isBasaltError } from '../oci/errors.js';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import type { ImageSource, TransportOptions } from '../oci/transport.js';
-import { readCosignSignatures, SIGNATURE_ANNOTATION, type CosignSignature } from './cosign.js';
+import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, readCosignSignatures, REKOR_BUNDLE_ANNOTATION, SIGNATURE_ANNOTATION, type CosignSignature } from './cosign.js';
+import type { FulcioTrust } from './fulcio.js';
+import { loggedKeyIs, verifyRekorSet, type RekorEntry } from './rekor-set.js';
 import { BUNDLE_REFERENCE, verifyBundleAttachments } from './bundle-requirement.js';
 import { imageIdentity, type ImageIdentity } from './image-identity.js';
 import { identityMatches } from './identity-match.js';
@@ -167,15 +169,15 @@ function payloadMismatch(payloadBytes: Buffer, type: PayloadType, evidence: Imag
 }
 
 /**
- * sigstoreSigned: signatures attached to the image, verified with public keys: cosign's
- * "legacy" signatures in the `sha256-<hex>.sig` tag (payload claims checked against
- * signedIdentity), and cosign v3's sigstore bundles (which name only the manifest digest).
- * Keyless requirements (fulcio, rekor) are refused, not skipped.
+ * sigstoreSigned: signatures attached to the image: cosign's "legacy" signatures in the
+ * `sha256-<hex>.sig` tag (payload claims checked against signedIdentity), signed by a policy
+ * key or keyless by a Fulcio certificate, with a Rekor SET wherever the policy names a Rekor
+ * key; and cosign v3's sigstore bundles with policy keys (they name only the manifest digest).
  */
 export async function verifySigstoreAttachments(requirement: Requirement & { type: 'sigstoreSigned' }, evidence: ImageEvidence): Promise<RequirementResult> {
   const result: RequirementResult = { type: 'sigstoreSigned', accepted: false, signatures: [], reasons: [] };
-  if (requirement.fulcio !== undefined || requirement.rekorPublicKeyPresent) {
-    result.reasons.push('fulcio certificates and Rekor transparency-log proofs are not verified by basalt yet; refusing rather than skipping them');
+  if (requirement.pki) {
+    result.reasons.push('the policy\'s "pki" signer (X.509 without Fulcio) is not verified by basalt; refusing rather than skipping it');
     return result;
   }
   if (!evidence.storage.useSigstoreAttachments) {
@@ -183,6 +185,8 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
     return result;
   }
   const keys = await loadKeys(requirement.keys);
+  const rekorKeys = requirement.rekorKeys === undefined ? undefined : await loadKeys(requirement.rekorKeys);
+  const fulcio = requirement.fulcio === undefined ? undefined : await (await import('./fulcio.js')).loadFulcioTrust(requirement.fulcio);
   const signatures = await evidence.cosignSignatures();
   if (signatures.length === 0) result.reasons.push(`no signatures (looked for ${evidence.identity.signatureImageName(evidence.manifestDigest)})`);
   for (const sig of signatures) {
@@ -191,8 +195,9 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
       result.reasons.push(`${what} has no ${SIGNATURE_ANNOTATION} annotation`);
       continue;
     }
-    if (!keys.some((k) => verifyBytes(sig.payload, sig.signature, k))) {
-      result.reasons.push(`${what} is not valid for any trusted key (wrong key, or the payload was altered)`);
+    const signerProblem = await signerMismatch(sig, keys, rekorKeys, fulcio);
+    if (signerProblem !== undefined) {
+      result.reasons.push(`${what} ${signerProblem}`);
       continue;
     }
     const claim = payloadMismatch(sig.payload, COSIGN_SIGNATURE_TYPE, evidence, requirement.signedIdentity, what);
@@ -201,13 +206,33 @@ export async function verifySigstoreAttachments(requirement: Requirement & { typ
   }
   // cosign v3 attaches sigstore bundles instead of the .sig image; looked up only when no
   // legacy signature was accepted (one accepted signature is enough, and it saves requests).
-  if (result.signatures.length === 0) {
+  if (result.signatures.length === 0 && fulcio === undefined && rekorKeys === undefined) {
     const bundles = await verifyBundleAttachments(evidence.imageName, evidence.manifestDigest, keys, evidence.transport);
     result.reasons.push(...bundles.reasons);
     for (const b of bundles.accepted) result.signatures.push({ format: 'sigstore-bundle', dockerReference: BUNDLE_REFERENCE, id: b.id });
   }
   result.accepted = result.signatures.length > 0;
   return result;
+}
+
+/** Whether the signature was made by a signer the requirement trusts; undefined when it was, else why not. */
+async function signerMismatch(sig: CosignSignature, keys: KeyObject[], rekorKeys: KeyObject[] | undefined, fulcio: FulcioTrust | undefined): Promise<string | undefined> {
+  let logged: RekorEntry | undefined;
+  if (rekorKeys !== undefined) {
+    const set = verifyRekorSet(sig.annotations[REKOR_BUNDLE_ANNOTATION], rekorKeys, sig.signature, sig.payload);
+    if ('reason' in set) return set.reason;
+    logged = set;
+  }
+  if (fulcio !== undefined) {
+    if (logged === undefined) return 'cannot be checked: a fulcio policy needs a Rekor key'; // the policy parser already insists
+    const cert = (await import('./fulcio.js')).verifyFulcioCertificate(sig.annotations[CERTIFICATE_ANNOTATION], sig.annotations[CHAIN_ANNOTATION], fulcio, logged);
+    if ('reason' in cert) return cert.reason;
+    return verifyBytes(sig.payload, sig.signature, cert.key) ? undefined : 'is not valid for its certificate\'s key (the payload was altered)';
+  }
+  const key = keys.find((k) => verifyBytes(sig.payload, sig.signature, k));
+  if (!key) return 'is not valid for any trusted key (wrong key, or the payload was altered)';
+  if (logged !== undefined && !loggedKeyIs(logged.signerPem, key)) return 'has a Rekor entry that logs another key';
+  return undefined;
 }
 
 async function verifySignedBy(requirement: Requirement & { type: 'signedBy' }, evidence: ImageEvidence): Promise<RequirementResult> {

@@ -32,11 +32,21 @@ export type Requirement =
   | {
       type: 'sigstoreSigned';
       keys: KeySource;
-      /** Parsed so the policy is understood; basalt refuses images under a policy that requires them (not verified yet). */
-      fulcio: Record<string, unknown> | undefined;
-      rekorPublicKeyPresent: boolean;
+      /** Keyless: signatures whose Fulcio certificate chains to this CA and names this identity. */
+      fulcio: FulcioRule | undefined;
+      /** When given, every signature must carry a Rekor SET signed by one of these keys. */
+      rekorKeys: KeySource | undefined;
+      /** containers/image's `pki` (X.509 without Fulcio) is parsed and refused: not implemented. */
+      pki: boolean;
       signedIdentity: SignedIdentity;
     };
+
+export interface FulcioRule {
+  /** The CA certificates (caPath or caData, PEM). */
+  ca: KeySource;
+  oidcIssuer: string;
+  subjectEmail: string;
+}
 
 export interface Policy {
   /** The file it came from, for messages. */
@@ -135,15 +145,32 @@ class PolicyParser {
         this.only(r, ['type', 'keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', 'rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas', 'pki', 'signedIdentity'], where);
         const hasKey = ['keyPath', 'keyPaths', 'keyData', 'keyDatas'].some((k) => r[k] !== undefined);
         const fulcio = r.fulcio === undefined ? undefined : this.object(r.fulcio, `${where}.fulcio`);
-        if (!hasKey && fulcio === undefined && r.pki === undefined) this.fail(where, 'one of keyPath, keyPaths, keyData, keyDatas, fulcio or pki is required');
+        // containers/image: the signer is identified in exactly one way.
+        if ([hasKey, fulcio !== undefined, r.pki !== undefined].filter(Boolean).length !== 1) this.fail(where, 'exactly one of keyPath, keyPaths, keyData, keyDatas, fulcio or pki is required');
         const keys = hasKey ? this.keys(r, where, { path: 'keyPath', paths: 'keyPaths', data: 'keyData', datas: 'keyDatas' }) : { paths: [], data: [] };
         const rekor = ['rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'].some((k) => r[k] !== undefined);
         if (fulcio && !rekor) this.fail(where, 'fulcio requires a Rekor public key as well');
-        return { type, keys, fulcio: fulcio ?? (r.pki === undefined ? undefined : { pki: r.pki }), rekorPublicKeyPresent: rekor, signedIdentity: this.identity(r.signedIdentity, `${where}.signedIdentity`) };
+        return {
+          type,
+          keys,
+          fulcio: fulcio === undefined ? undefined : this.fulcio(fulcio, `${where}.fulcio`),
+          rekorKeys: rekor ? this.keys(r, where, { path: 'rekorPublicKeyPath', paths: 'rekorPublicKeyPaths', data: 'rekorPublicKeyData', datas: 'rekorPublicKeyDatas' }) : undefined,
+          pki: r.pki !== undefined,
+          signedIdentity: this.identity(r.signedIdentity, `${where}.signedIdentity`),
+        };
       }
       default:
         return this.fail(`${where}.type`, `unknown requirement type "${type}"`);
     }
+  }
+
+  fulcio(f: Record<string, unknown>, where: string): FulcioRule {
+    this.only(f, ['caPath', 'caData', 'oidcIssuer', 'subjectEmail'], where);
+    return {
+      ca: this.keys(f, where, { path: 'caPath', paths: 'caPaths', data: 'caData' }),
+      oidcIssuer: this.string(f.oidcIssuer, `${where}.oidcIssuer`),
+      subjectEmail: this.string(f.subjectEmail, `${where}.subjectEmail`),
+    };
   }
 
   identity(v: unknown, where: string): SignedIdentity {

@@ -1,6 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BasaltError, ioError } from '../oci/errors.js';
+import { loadYaml } from '../oci/yaml.js';
 import type { ImageIdentity } from './image-identity.js';
 import { containersConfigPath } from './containers-config.js';
 
@@ -70,7 +71,7 @@ export async function loadRegistriesD(dir: string): Promise<RegistriesD> {
     const file = join(dir, name);
     let doc: unknown;
     try {
-      doc = (await import('yaml')).parse(await readFile(file, 'utf8'));
+      doc = (await loadYaml()).parse(await readFile(file, 'utf8'));
     } catch (e) {
       if (e instanceof BasaltError) throw e;
       throw new BasaltError('invalid', `registries.d file ${file} is not valid YAML (${(e as Error).message})`, { hint: 'fix or remove the file' });

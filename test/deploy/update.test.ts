@@ -201,6 +201,11 @@ test('pin protects a deployment from updates and cleanup; unpin lets cleanup rem
   assert.ok(list.some((d) => entryId(d) === entryId(rollbackDep)), 'pinned deployment kept');
   const status = JSON.parse(basalt(['status', '--sysroot', root, '--json']).stdout);
   assert.equal(status.status.default.image.version, '6.0');
+  // YAML output comes from a lazily loaded bundle chunk: the same host object, another format.
+  const yamlStatus = basalt(['status', '--sysroot', root, '--format', 'yaml']);
+  assert.equal(yamlStatus.status, 0, yamlStatus.stderr);
+  assert.match(yamlStatus.stdout, /^apiVersion: /m);
+  assert.match(yamlStatus.stdout, /version: "?6\.0"?$/m);
   const kept = await cleanup(opts);
   assert.deepEqual(kept.undeployed, [], 'cleanup keeps pinned deployments');
   await setPinned(false, { sysroot: root, deployment: entryId(rollbackDep) });

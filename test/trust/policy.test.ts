@@ -125,7 +125,7 @@ test('every requirement and identity form parses; keyPaths and keyDatas collect 
   assert.ok(b?.type === 'sigstoreSigned');
   assert.deepEqual(b.keys.data.map((d) => d.toString()), ['A', 'B']);
   const c = p.transports.get('docker')?.get('c.io')?.[0];
-  assert.ok(c?.type === 'sigstoreSigned' && c.fulcio !== undefined && c.rekorPublicKeyPresent);
+  assert.ok(c?.type === 'sigstoreSigned' && c.fulcio?.oidcIssuer === 'https://x' && c.fulcio.subjectEmail === 'a@b' && c.fulcio.ca.paths[0] === '/ca' && c.rekorKeys?.paths[0] === '/r');
   assert.equal(acceptsUnsigned(p.default), true);
   assert.equal(acceptsUnsigned(p.transports.get('docker')?.get('a.io') ?? []), false);
 });
