@@ -108,31 +108,28 @@ for size in 1 100; do
   head -c "$((size * 1000 * 1000))" /dev/urandom > "$WORK/change-$size/usr/share/bench-update/blob-$size"
   "$B" image append "$V2" "$WORK/change-$size" --owner-root -t "localhost/bench-update/app:plus${size}mb" >/dev/null
 done
-# A fresh sysroot per case, each first given v2 (its layers imported, not timed), so each case
-# imports exactly its own new layer. The full import of v2 is the scale.
+# One sysroot for (b) and (c): v2 imported in full first (the scale), then each change
+# imports only its own new layer (v2's layers are in the repository).
 phases() { node "$ROOT/bench/update-phases.mjs" "$@"; }
-fresh() {
-  local dir="$WORK/$1"
-  mkdir -p "$dir"
-  ostree admin init-fs "$dir" >/dev/null 2>&1
-  ostree admin os-init --sysroot="$dir" default >/dev/null
-  echo "$dir"
-}
-full=$(phases "$(fresh full)" "$V2" | tail -n 1)
-echo "   full import of v2 ($(jq -r .layers <<<"$full") layers, $(mb "$(jq -r .importedBytes <<<"$full")") MB compressed): import $(jq -r .importS <<<"$full") s, merge $(jq -r .mergeS <<<"$full") s, deploy $(jq -r .deployS <<<"$full") s"
+wipe() { chattr -R -i "$1" 2>/dev/null || true; rm -rf "$1"; }
+wipe "$WORK/root" # (a)'s sysroot: its layer cache would make the imports below free
+SYS="$WORK/sysroot"
+mkdir -p "$SYS"
+ostree admin init-fs "$SYS" >/dev/null 2>&1
+ostree admin os-init --sysroot="$SYS" default >/dev/null
+REPO="$SYS/ostree/repo"
+full=$(phases "$SYS" "$V2" | tail -n 1)
+FULL_S=$(jq -r .importS <<<"$full")
+echo "   full import of v2 ($(jq -r .layers <<<"$full") layers, $(mb "$(jq -r .importedBytes <<<"$full")") MB compressed): import $FULL_S s, merge $(jq -r .mergeS <<<"$full") s, deploy $(jq -r .deployS <<<"$full") s"
 declare -A IMPORT_S
 for size in 1 100; do
-  line=$(phases "$(fresh "plus$size")" "$V2" "localhost/bench-update/app:plus${size}mb" | tail -n 1)
+  line=$(phases "$SYS" "localhost/bench-update/app:plus${size}mb" | tail -n 1)
   IMPORT_S[$size]=$(jq -r .importS <<<"$line")
-  echo "   +${size} MB: $(jq -r .importedLayers <<<"$line") layer imported ($(mb "$(jq -r .importedBytes <<<"$line")") MB compressed): import ${IMPORT_S[$size]} s, merge $(jq -r .mergeS <<<"$line") s, deploy $(jq -r .deployS <<<"$line") s"
+  echo "   +${size} MB: $(jq -r .importedLayers <<<"$line") layer(s) imported ($(mb "$(jq -r .importedBytes <<<"$line")") MB compressed): import ${IMPORT_S[$size]} s, merge $(jq -r .mergeS <<<"$line") s, deploy $(jq -r .deployS <<<"$line") s"
 done
-FULL_S=$(jq -r .importS <<<"$full")
 echo "   import 100 MB / import 1 MB = $(ratio "${IMPORT_S[100]}" "${IMPORT_S[1]}"); import 1 MB / full import = $(ratio "${IMPORT_S[1]}" "$FULL_S")"
 
 echo "== (c) merge + deploy: basalt against ostree commit + ostree admin deploy by hand ($ROUNDS rounds)"
-SYS=$(fresh merge)
-phases "$SYS" "$V2" >/dev/null
-REPO="$SYS/ostree/repo"
 : > "$WORK/c-basalt"; : > "$WORK/c-hand"; : > "$WORK/c-plain"
 for r in $(seq "$ROUNDS"); do
   # basalt: the layers are in the repository; a new image name makes it merge again, then deploy.
@@ -141,18 +138,18 @@ for r in $(seq "$ROUNDS"); do
   awk -v m="$(jq -r .mergeS <<<"$line")" -v d="$(jq -r .deployS <<<"$line")" 'BEGIN {printf "%.3f\n", m + d}' >> "$WORK/c-basalt"
   commit=$(jq -r .commit <<<"$line")
   # By hand, the same tree: checked out with hardlinks (ostree's fast path), and as a plain copy.
-  rm -rf "$REPO/tmp/hand" "$WORK/plain"
+  wipe "$REPO/tmp/hand"; wipe "$WORK/plain"
   ostree --repo="$REPO" checkout -H "$commit" "$REPO/tmp/hand"
   ostree --repo="$REPO" checkout --force-copy "$commit" "$WORK/plain"
   sync
   t0=$(now)
   ostree --repo="$REPO" commit --tree=dir="$REPO/tmp/hand" --link-checkout-speedup --bootable -b "hand/round$r" >/dev/null
-  ostree admin deploy --sysroot="$SYS" --os=default "hand/round$r" >/dev/null
+  ostree admin deploy --sysroot="$SYS" --os=default "hand/round$r" >/dev/null 2>>"$WORK/ostree-notes.log" || die "ostree admin deploy failed: $(tail -n 5 "$WORK/ostree-notes.log")" # keeps its notes about /var content out of the table
   t1=$(now)
   secs "$t0" "$t1" >> "$WORK/c-hand"; echo >> "$WORK/c-hand"
   t0=$(now)
   ostree --repo="$REPO" commit --tree=dir="$WORK/plain" --bootable -b "plain/round$r" >/dev/null
-  ostree admin deploy --sysroot="$SYS" --os=default "plain/round$r" >/dev/null
+  ostree admin deploy --sysroot="$SYS" --os=default "plain/round$r" >/dev/null 2>>"$WORK/ostree-notes.log" || die "ostree admin deploy failed: $(tail -n 5 "$WORK/ostree-notes.log")"
   t1=$(now)
   secs "$t0" "$t1" >> "$WORK/c-plain"; echo >> "$WORK/c-plain"
   echo "   round $r: basalt merge+deploy $(tail -n 1 "$WORK/c-basalt") s; by hand (hardlinked tree) $(tail -n 1 "$WORK/c-hand") s; by hand (plain tree) $(tail -n 1 "$WORK/c-plain") s"
