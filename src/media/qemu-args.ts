@@ -30,6 +30,8 @@ export interface QemuArgsInput {
   serial: 'terminal' | 'pipe';
   qmpSocket: string;
   snapshot: boolean;
+  /** QEMU's user network with restrict=on: the guest reaches nothing outside; port forwards still work. */
+  restrictNetwork?: boolean;
   extraArgs?: readonly string[];
 }
 
@@ -60,7 +62,7 @@ export function qemuArgs(input: QemuArgsInput): string[] {
     }
   });
   const forwards = input.portForwards.map((p) => `,hostfwd=tcp:${p.hostAddress ?? '127.0.0.1'}:${p.host}-:${p.guest}`).join('');
-  args.push('-netdev', `user,id=net0${forwards}`, '-device', 'virtio-net-pci,netdev=net0');
+  args.push('-netdev', `user,id=net0${input.restrictNetwork ? ',restrict=on' : ''}${forwards}`, '-device', 'virtio-net-pci,netdev=net0');
   args.push('-device', 'virtio-rng-pci'); // guests block on entropy at boot without it (sshd key generation)
   args.push('-serial', input.serial === 'terminal' ? 'mon:stdio' : 'stdio');
   args.push('-qmp', `unix:${input.qmpSocket},server=on,wait=off`);

@@ -24,6 +24,8 @@ export interface VmOptions {
   memoryMiB?: number;
   cpus?: number;
   portForwards?: readonly PortForward[];
+  /** Cut the guest off every network (offline updates); port forwards into the guest keep working. */
+  restrictNetwork?: boolean;
   /** Serial console on the inherited terminal instead of a log file. */
   console?: boolean;
   /** Discard writes to the disks when the VM ends. */
@@ -204,6 +206,7 @@ export async function startVm(options: VmOptions): Promise<VmHandle> {
       serial: options.console ? 'terminal' : 'pipe',
       qmpSocket,
       snapshot: Boolean(options.snapshot),
+      ...(options.restrictNetwork ? { restrictNetwork: true } : {}),
       ...(options.extraArgs ? { extraArgs: options.extraArgs } : {}),
     });
     const serialLog = options.console ? undefined : (options.serialLog ?? join(runDir, 'serial.log'));

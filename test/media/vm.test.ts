@@ -39,6 +39,9 @@ test('QEMU command line: pflash firmware with a private vars copy, drives in boo
   assert.ok(!bios.join(' ').includes('pflash'));
   assert.ok(bios.includes('host'), 'KVM uses -cpu host');
   assert.ok(bios.includes('mon:stdio'));
+  assert.doesNotMatch(line, /restrict/, 'the guest has a network unless asked otherwise');
+  const offline = qemuArgs({ accel: 'tcg', firmware: { kind: 'bios' }, memoryMiB: 512, cpus: 1, drives: [{ path: 'x.raw', format: 'raw' }], portForwards: [{ host: 8022, guest: 22 }], serial: 'pipe', qmpSocket: 'q', snapshot: false, restrictNetwork: true });
+  assert.ok(offline.includes('user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8022-:22'), offline.join(' '));
 });
 
 test('disk formats are detected from their content', async () => {
