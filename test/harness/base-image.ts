@@ -11,6 +11,8 @@ import { REPO_ROOT, requireTool } from './tools.js';
  * cache. VM tests start from it.
  */
 export const BASE_REF = 'base';
+/** The SOURCE_DATE_EPOCH of the shared build (test/build/base.test.ts rebuilds with it and compares). */
+export const BASE_SOURCE_DATE_EPOCH = 1_700_000_000;
 
 async function inputsHash(): Promise<string> {
   const h = createHash('sha256');
@@ -27,7 +29,7 @@ export async function baseImage(): Promise<string> {
   for (const t of ['mmdebstrap', 'systemd-nspawn']) requireTool(t);
   const key = cacheKey('base-image', await inputsHash());
   const dir = await cachedFixture(key, async (tmp) => {
-    await buildBaseImage({ name: 'localhost/basalt-test/base:cached', transport: { storeRoot: join(tmp, 'layout') }, sourceDateEpoch: 1_700_000_000 });
+    await buildBaseImage({ name: 'localhost/basalt-test/base:cached', transport: { storeRoot: join(tmp, 'layout') }, sourceDateEpoch: BASE_SOURCE_DATE_EPOCH });
   });
   return `oci:${join(dir, 'layout')}:localhost/basalt-test/base:cached`;
 }
