@@ -50,6 +50,9 @@ export const ESP_RECONCILE_UNIT = `# Written by basalt base build.
 Description=Mirror ostree boot entries onto the ESP (reconcile at boot)
 ConditionPathExists=/run/ostree-booted
 RequiresMountsFor=/sysroot /boot /boot/efi
+# systemd-bless-boot renames the booted entry; a mirror rewriting it at the same time would
+# write the old name back beside the renamed file (two entries for one deployment).
+Before=systemd-bless-boot.service
 
 [Service]
 Type=oneshot

@@ -147,9 +147,19 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
   await crashPoint('esp-kernel-copied');
   // 2. entries: new ones first, then rewrites of existing ones (their order may have changed).
   const existing = new Map<string, string>();
+  const duplicates: string[] = [];
   for (const path of await target.list(ENTRIES_DIR)) {
     const id = entryIdOfFile(fileName(path));
-    if (id !== undefined) existing.set(id, path);
+    if (id === undefined) continue;
+    const other = existing.get(id);
+    if (other === undefined) existing.set(id, path);
+    else {
+      // Two names for one entry (an older mirror raced systemd-bless-boot's rename): keep the
+      // one further along (blessed, else fewer tries left); the other goes with the stale ones.
+      const [keep, drop] = furtherAlong(fileName(path), fileName(other)) ? [path, other] : [other, path];
+      existing.set(id, keep);
+      duplicates.push(drop);
+    }
   }
   const rewrites: Array<[string, string]> = [];
   for (const e of plan) {
@@ -166,7 +176,10 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
   }
   await crashPoint('esp-entry-written');
   for (const [path, content] of rewrites) {
-    if ((await target.read(path))?.toString('utf8') === content) continue;
+    const now = await target.read(path);
+    // Gone since the listing: systemd-boot or systemd-bless-boot renamed it (its counter moved).
+    // Writing the old name would make a second entry; the next mirror updates the renamed one.
+    if (now === undefined || now.toString('utf8') === content) continue;
     await target.write(path, content);
     result.written.push(path);
   }
@@ -183,10 +196,22 @@ export async function mirrorBootEntries(sysroot: string, target: EspTarget, opti
     await target.remove(path);
     result.removed.push(path);
   }
+  for (const path of duplicates) {
+    await target.remove(path);
+    result.removed.push(path);
+  }
   for (const path of await target.list(KERNEL_DIR)) {
     if (wanted.has(path)) continue;
     await target.remove(path);
     result.removed.push(path);
   }
   return result;
+}
+
+/** Whether entry file `a` is further along than `b` in boot counting: blessed, else fewer tries left. */
+function furtherAlong(a: string, b: string): boolean {
+  const ca = parseEntryFileName(a)?.counter;
+  const cb = parseEntryFileName(b)?.counter;
+  if (!ca || !cb) return !ca && !!cb;
+  return ca.triesLeft < cb.triesLeft || (ca.triesLeft === cb.triesLeft && ca.triesDone > cb.triesDone);
 }

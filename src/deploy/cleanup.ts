@@ -3,6 +3,8 @@ import { IMAGE_REF_PREFIX, META } from './import.js';
 import { LAYER_REF_PREFIX, layerRef } from './layer-commit.js';
 import { deploymentKey, openHost, syncEsp, type HostOptions } from './host.js';
 import { isPinned, ostreeIndex } from './pin.js';
+import { removeEntriesOf } from './esp-prune.js';
+import { crashPoint } from './crash-points.js';
 import { rollbackTarget } from './rollback.js';
 import { repoOf, type Deployment } from './sysroot.js';
 import type { MirrorResult } from './bootentries.js';
@@ -39,12 +41,15 @@ export async function cleanup(options: CleanupOptions = {}): Promise<CleanupResu
   if (rollback) keep.add(rollback);
   const remove: Deployment[] = [];
   for (const d of host.deployments) if (!keep.has(d) && !(await isPinned(host, d))) remove.push(d);
+  // Their ESP entries go before the deployments, so no entry ever names a deleted deployment.
+  await removeEntriesOf(host, remove, options.espDir);
   // Highest index first, so the indexes of the rest do not move.
   const undeployed: string[] = [];
   for (const d of [...remove].sort((a, b) => ostreeIndex(host, b) - ostreeIndex(host, a))) {
     await runOstree(['admin', 'undeploy', `--sysroot=${host.sysroot}`, String(ostreeIndex(host, d))], { what: `removing deployment ${deploymentKey(d)}` });
     undeployed.push(deploymentKey(d));
   }
+  if (undeployed.length > 0) await crashPoint('ostree-deployed');
 
   const repo = repoOf(host.sysroot);
   const kept = host.deployments.filter((d) => !remove.includes(d)).map((d) => d.checksum);

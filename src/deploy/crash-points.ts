@@ -20,7 +20,10 @@ export const CRASH_POINTS = [
   'layer-download',
   /** (2) the merged image tree is checked out in the repository, its commit not yet made. */
   'import-commit',
-  /** (3) ostree has deployed (boot version swapped) and the ESP mirror has not started. */
+  /**
+   * (3) ostree has deployed (boot version swapped) and the ESP mirror has not started; also
+   * where rollback, kargs and cleanup stand once ostree has changed the deployments.
+   */
   'ostree-deployed',
   /** (4) the new kernel and initramfs are on the ESP, the new entry not yet written. */
   'esp-kernel-copied',

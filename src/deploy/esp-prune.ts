@@ -26,7 +26,12 @@ export async function droppedByDeploy(host: Host): Promise<Deployment[]> {
  * first here because they are the ones about to break; the entries that stay still boot.
  */
 export async function removeDoomedEntries(host: Host, espDir?: string): Promise<string[]> {
-  const doomed = new Set((await droppedByDeploy(host)).map((d) => entryId(d)));
+  return removeEntriesOf(host, await droppedByDeploy(host), espDir);
+}
+
+/** Removes the ESP entries of `deployments` (those `cleanup` is about to undeploy, say). */
+export async function removeEntriesOf(host: Host, deployments: readonly Deployment[], espDir?: string): Promise<string[]> {
+  const doomed = new Set(deployments.map((d) => entryId(d)));
   if (doomed.size === 0) return [];
   const target = await espTargetOf(host, espDir);
   if (!target) return [];

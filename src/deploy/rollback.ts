@@ -2,6 +2,8 @@ import { BasaltError } from '../oci/errors.js';
 import { carriedKargs, editKargs, type KargsEdit } from './kargs-edit.js';
 import { deploymentKey, openHost, readOrigin, syncEsp, type Host, type HostOptions } from './host.js';
 import { deployCommit } from './redeploy.js';
+import { removeDoomedEntries } from './esp-prune.js';
+import { crashPoint } from './crash-points.js';
 import type { Deployment } from './sysroot.js';
 import type { MirrorResult } from './bootentries.js';
 
@@ -75,8 +77,11 @@ export async function currentKargs(options: HostOptions = {}): Promise<string[]>
 
 async function redeploy(host: Host, from: Deployment, kargs: string[], options: RedeployOptions): Promise<RedeployResult> {
   const origin = await readOrigin(host.sysroot, from);
+  // The deploy drops deployments (the rollback target's old copy, for one): their entries go first.
+  await removeDoomedEntries(host, options.espDir);
   const deployed = await deployCommit(host.sysroot, from.checksum, { stateroot: from.stateroot, kargs, origin });
   if (!deployed.deployment) throw new BasaltError('tool', `ostree did not write deployment ${deployed.id}`);
+  await crashPoint('ostree-deployed');
   const result: RedeployResult = { from: deploymentKey(from), id: deployed.id, deployment: deployed.deployment, kargs: deployed.kargs };
   const esp = await syncEsp(host, options.espDir);
   if (esp) result.esp = esp;

@@ -83,3 +83,41 @@ test('mirror with boot counting: new entries +3, the bootloader\'s renames kept,
   assert.deepEqual((await readdir(entries)).sort(), [`${firstStem}+0-3.conf`, `${secondStem}.conf`].sort());
   assert.equal((await readHostStatus({ sysroot, espDir: esp })).status.default?.bootEntry?.state, 'good');
 });
+
+test('a mirror racing systemd-bless-boot keeps one entry per deployment; a leftover duplicate is repaired', async () => {
+  const sysroot = await ostreeSysroot(1);
+  const esp = await tempDir('esp-race');
+  const entries = join(esp, ENTRIES_DIR);
+  await mirrorBootEntries(sysroot, directoryEsp(esp), { bootCountingTries: 3 });
+  const [first] = await listDeployments(sysroot);
+  const stem = `${ENTRY_PREFIX}${entryId(first!)}`;
+  await rename(join(entries, `${stem}+3.conf`), join(entries, `${stem}+2-1.conf`)); // systemd-boot booted it
+  run('ostree', ['admin', 'deploy', `--sysroot=${sysroot}`, '--os=default', 'test']); // its version (order) changes
+  const second = (await listDeployments(sysroot)).find((d) => d.deploySerial !== first!.deploySerial)!;
+  const secondStem = `${ENTRY_PREFIX}${entryId(second)}`;
+
+  // systemd-bless-boot renames the entry right after the mirror listed the directory.
+  const plain = directoryEsp(esp);
+  let blessed = false;
+  const racing = {
+    ...plain,
+    list: async (dir: string): Promise<string[]> => {
+      const listed = await plain.list(dir);
+      if (dir === ENTRIES_DIR && !blessed) {
+        blessed = true;
+        await rename(join(entries, `${stem}+2-1.conf`), join(entries, `${stem}.conf`));
+      }
+      return listed;
+    },
+  };
+  await mirrorBootEntries(sysroot, racing, { bootCountingTries: 3 });
+  assert.deepEqual((await readdir(entries)).sort(), [`${stem}.conf`, `${secondStem}+3.conf`].sort(), 'the old name is not written back beside the blessed one');
+  const again = await mirrorBootEntries(sysroot, directoryEsp(esp), { bootCountingTries: 3 });
+  assert.ok(again.written.includes(`${ENTRIES_DIR}/${stem}.conf`), 'the next mirror brings the renamed entry up to date');
+
+  // A disk where an older basalt lost that race: both names. The one further along stays.
+  await writeFile(join(entries, `${stem}+1-2.conf`), 'title stale\n');
+  const repaired = await mirrorBootEntries(sysroot, directoryEsp(esp), { bootCountingTries: 3 });
+  assert.deepEqual(repaired.removed, [`${ENTRIES_DIR}/${stem}+1-2.conf`]);
+  assert.deepEqual((await readdir(entries)).sort(), [`${stem}.conf`, `${secondStem}+3.conf`].sort());
+});

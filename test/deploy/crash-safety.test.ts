@@ -171,3 +171,55 @@ for (const point of CRASH_POINTS) {
     console.log(`[crash] ${point}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 }
+
+/**
+ * rollback, kargs and cleanup also make ostree delete deployments (a redeploy drops the old
+ * copy of the rollback target; cleanup undeploys). Their ESP entries go first, so a kill right
+ * after ostree's step leaves only entries that boot; the next ESP mirror (at boot) completes.
+ */
+test('rollback killed once ostree has deployed: no ESP entry names a deleted deployment; the mirror completes', { timeout: 300_000 }, async () => {
+  const { root, esp } = await twoDeployments('rollback-cut');
+  const [v2, v1] = await listDeployments(root);
+  assert.ok(v2 && v1);
+  const killed = await runCli(['rollback', '--sysroot', root, '--esp', esp], { [CRASH_ENV]: 'ostree-deployed' });
+  assert.equal(killed.signal, 'SIGKILL', `basalt was killed (exit ${killed.code}): ${killed.stderr}`);
+  const now = await listDeployments(root);
+  assert.deepEqual(now.map((d) => d.checksum), [v1.checksum, v2.checksum], "v1's commit deployed again as the default, v2 kept");
+  assert.notEqual(entryId(now[0] as Deployment), entryId(v1), 'a new deploy serial');
+  const cut = await checkBootable(root, esp);
+  assertBoots(cut, 'after the kill');
+  assert.ok(!(await espIds(esp)).includes(entryId(v1)), "the old v1 deployment's entry left the ESP before ostree deleted it");
+  assert.ok(cut.default?.deployment?.endsWith(`${v2.checksum}.${v2.deploySerial}`), 'v2 still boots until the mirror runs');
+
+  const mirror = await runCli(['internal', 'esp-mirror', '--sysroot', root, '--esp', esp]);
+  assert.equal(mirror.code, 0, mirror.stderr);
+  const final = await checkBootable(root, esp);
+  assertBoots(final, 'after the mirror');
+  assert.ok(final.default?.deployment?.endsWith(`${now[0]?.checksum}.${now[0]?.deploySerial}`), 'the rolled-back-to v1 boots by default');
+  assert.deepEqual(await espIds(esp), now.map((d) => entryId(d)).sort());
+});
+
+test('cleanup killed once ostree has undeployed: no ESP entry names a deleted deployment; the mirror completes', { timeout: 300_000 }, async () => {
+  const { root, esp } = await twoDeployments('cleanup-cut');
+  const [, v1] = await listDeployments(root);
+  assert.ok(v1);
+  // v1 pinned survives the upgrade to v3 as a third deployment; unpinned, cleanup removes it.
+  assert.equal((await runCli(['pin', entryId(v1), '--sysroot', root])).code, 0);
+  await publish('v3');
+  assert.equal((await runCli(['upgrade', '--sysroot', root, '--esp', esp])).code, 0);
+  assert.equal((await runCli(['unpin', entryId(v1), '--sysroot', root])).code, 0);
+  assert.equal((await listDeployments(root)).length, 3);
+  assert.ok((await espIds(esp)).includes(entryId(v1)));
+
+  const killed = await runCli(['cleanup', '--sysroot', root, '--esp', esp], { [CRASH_ENV]: 'ostree-deployed' });
+  assert.equal(killed.signal, 'SIGKILL', `basalt was killed (exit ${killed.code}): ${killed.stderr}`);
+  const now = await listDeployments(root);
+  assert.equal(now.length, 2, 'ostree undeployed v1');
+  assertBoots(await checkBootable(root, esp), 'after the kill');
+  assert.ok(!(await espIds(esp)).includes(entryId(v1)), "v1's entry left the ESP before ostree undeployed it");
+
+  const mirror = await runCli(['internal', 'esp-mirror', '--sysroot', root, '--esp', esp]);
+  assert.equal(mirror.code, 0, mirror.stderr);
+  assertBoots(await checkBootable(root, esp), 'after the mirror');
+  assert.deepEqual(await espIds(esp), now.map((d) => entryId(d)).sort());
+});
