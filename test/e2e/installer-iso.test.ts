@@ -15,9 +15,12 @@ import { freePort, sshKeyPair, sshRun, timeBudget, waitForSsh, withVm } from '..
  * loopback registry (10.0.2.2 from the guest) as the example kickstart asks, reboots itself
  * into the installed system, and the result is checked over ssh: partitions, the user, its
  * group and password, root's password, enabled services. The second test does the same with
- * --embed and the registry stopped: the image comes from the ISO. Each install is one VM run:
- * the ISO boot, the install, the reboot into the disk. QEMU always has a user-mode NIC
- * (src/media/vm.ts), so "offline" here means nothing answers at the registry's address.
+ * --embed and no network (QEMU's user network with restrict=on: the forwarded ssh port still
+ * works, the guest reaches nothing, and the registry is stopped too): the image comes from the
+ * ISO. Each install is one VM run: the ISO boot, the install, the reboot into the disk.
+ * Before its install, the first test boots the same ISO twice to fail: with no disk at all,
+ * and with an empty disk but no way to reach the registry; each time the installer stops
+ * with its message on the serial console and the disk stays as it was.
  */
 const MARKER = '/usr/share/basalt-installer-test/version';
 
@@ -79,14 +82,39 @@ function buildIso(p: Prepared, embed: boolean): string {
   return iso;
 }
 
+/** Boots the ISO with `drives` before it and returns the installer's FAILED line. */
+async function bootToFailure(iso: string, name: string, drives: string[], restrictNetwork: boolean): Promise<string> {
+  return withVm(`installer-iso: ${name} (ISO boot to the installer's failure)`, { drives: [...drives, { path: iso, format: 'iso' }], memoryMiB: 3072, cpus: 2, restrictNetwork }, async (vm) => {
+    await vm.waitForSerial(/basalt-installer: started/, 900_000);
+    const failed = await vm.waitForSerial(/basalt-installer: (FAILED: .*|installation complete)/, 1_200_000);
+    const lines = vm.serialText().split('\n').filter((l) => l.includes('basalt-installer')).join('\n');
+    console.log(`[installer-iso] ${name}:\n${lines}`);
+    assert.match(failed[1] as string, /^FAILED: /, lines);
+    return lines;
+  });
+}
+
+/** No disk at all, then no registry to reach: the installer stops, saying why; the disk is untouched. */
+async function failurePaths(p: Prepared, iso: string): Promise<void> {
+  const noDisk = await bootToFailure(iso, 'no disk', [], false);
+  assert.match(noDisk, /no disk to install onto/);
+  const disk = join(p.work, 'untouched.qcow2');
+  const pristine = join(p.work, 'pristine.qcow2');
+  for (const d of [disk, pristine]) run('qemu-img', ['create', '-q', '-f', 'qcow2', d, '8G']);
+  const offline = await bootToFailure(iso, 'registry unreachable', [disk], true);
+  assert.match(offline, new RegExp(`10\\.0\\.2\\.2:${p.port}`), 'the message names the registry');
+  // qemu-img compare exits 0 only when both images read the same everywhere.
+  run('qemu-img', ['compare', '-q', pristine, disk]);
+}
+
 /** One VM run: the ISO boots, installs, the guest reboots into the disk; then the checks over ssh. */
-async function installAndCheck(p: Prepared, iso: string, name: string): Promise<void> {
+async function installAndCheck(p: Prepared, iso: string, name: string, restrictNetwork = false): Promise<void> {
   const disk = join(p.work, `${name}.qcow2`);
   run('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '8G']);
   const sshPort = await freePort();
   // The empty disk first: the firmware falls through to the CD, and after the install boots the disk.
   // 3 GiB: the installer's root is a tmpfs overlay and the install stages the image in it.
-  await withVm(`installer-iso: ${name} (ISO boot, install, reboot into the disk)`, { drives: [disk, { path: iso, format: 'iso' }], memoryMiB: 3072, cpus: 2, portForwards: [{ host: sshPort, guest: 22 }] }, async (vm) => {
+  await withVm(`installer-iso: ${name} (ISO boot, install, reboot into the disk)`, { drives: [disk, { path: iso, format: 'iso' }], memoryMiB: 3072, cpus: 2, restrictNetwork, portForwards: [{ host: sshPort, guest: 22 }] }, async (vm) => {
     const installing = timeBudget(`installer-iso: ${name}: first boot to "installation complete"`);
     await vm.waitForSerial(/basalt-installer: started/, 900_000);
     const done = await vm.waitForSerial(/basalt-installer: (installation complete|FAILED.*)/, 2_700_000);
@@ -116,23 +144,25 @@ async function installAndCheck(p: Prepared, iso: string, name: string): Promise<
   });
 }
 
-test('installer ISO: boots on an empty disk, installs from the registry as the kickstart says, reboots into the installed system', { timeout: 60 * 60_000, skip: SLOW }, async () => {
+test('installer ISO: stops with a message and an untouched disk when there is no disk or no registry; boots on an empty disk, installs from the registry as the kickstart says, reboots into the installed system', { timeout: 90 * 60_000, skip: SLOW }, async () => {
   const p = await prepare('registry');
   try {
-    await installAndCheck(p, buildIso(p, false), 'registry');
+    const iso = buildIso(p, false);
+    await failurePaths(p, iso);
+    await installAndCheck(p, iso, 'registry');
   } finally {
     await p.registry.stop();
   }
 });
 
-test('installer ISO with --embed: installs with the registry stopped, the image read from the ISO', { timeout: 60 * 60_000, skip: SLOW }, async () => {
+test('installer ISO with --embed: installs with no network and the registry stopped, the image read from the ISO', { timeout: 60 * 60_000, skip: SLOW }, async () => {
   const p = await prepare('embedded');
   let up = true;
   try {
     const iso = buildIso(p, true);
     await p.registry.stop(); // the embedded install must not need it
     up = false;
-    await installAndCheck(p, iso, 'embedded');
+    await installAndCheck(p, iso, 'embedded', true);
   } finally {
     if (up) await p.registry.stop();
   }
