@@ -167,25 +167,31 @@ function sendOne(url: URL, method: string, headers: Record<string, string>, body
     let settled = false;
     const onAbort = (): void => fail(abortReason(signal as AbortSignal));
     const cleanup = (): void => signal?.removeEventListener('abort', onAbort);
+    const stopBody = (): void => {
+      // A request that failed or closed takes no more input; the source stops (as with undici).
+      if (body !== undefined && !Buffer.isBuffer(body) && !body.readableEnded && !body.destroyed) {
+        body.unpipe(req);
+        body.destroy();
+      }
+    };
     /** Before the answer the promise rejects; after it, the reader of the body sees the error. */
     function fail(e: Error): void {
+      stopBody();
       if (response !== undefined) {
-        response.destroy(e);
+        // An answer that arrived whole (an early error status) stays readable.
+        if (!response.complete) response.destroy(e);
         return;
       }
       if (!settled) {
         settled = true;
         cleanup();
-        if (body !== undefined && !Buffer.isBuffer(body)) {
-          body.unpipe(req);
-          body.destroy();
-        }
         reject(e);
       }
       req.destroy(e);
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', fail);
+    req.once('close', stopBody);
     req.on('timeout', () => fail(codedError(`${url.host} sent nothing for ${timeoutMs / 1000} s`, 'ETIMEDOUT')));
     req.once('socket', (socket: Socket) => {
       if (!socket.connecting) return;

@@ -106,6 +106,32 @@ describe('http client on node:http', () => {
     await assert.rejects(request(new URL('/up', base), { method: 'PATCH', pool, body: failing }), (e) => e === boom);
   });
 
+  it('returns an early answer to a streamed upload whole, and stops the source', async () => {
+    // The server answers before reading the body and closes, as a proxy refusing a large upload does.
+    const early = createServer((_q, res) => res.writeHead(413, { connection: 'close', 'content-length': '8' }).end('too big!'));
+    const port = await listen(early);
+    let produced = 0;
+    const source = new Readable({
+      read() {
+        produced++;
+        setTimeout(() => this.push(Buffer.alloc(64 * 1024)), 5);
+      },
+    });
+    try {
+      const res = await request(new URL(`http://127.0.0.1:${port}/up`), { method: 'PATCH', pool, body: source });
+      assert.equal(res.statusCode, 413);
+      assert.equal(await readBody(res.body), 'too big!');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(source.destroyed, 'the source is destroyed once the request is over');
+      const after = produced;
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(produced, after, 'nothing more is read from the source');
+    } finally {
+      early.closeAllConnections();
+      await new Promise((r) => early.close(r));
+    }
+  });
+
   it('reports a body cut short as a retryable error', async () => {
     const raw = createNetServer((c) => c.once('data', () => c.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc')));
     const port = await listen(raw);
