@@ -1,5 +1,6 @@
-import { Agent, fetch as undiciFetch } from 'undici';
+import type { Readable } from 'node:stream';
 import { BasaltError } from '../oci/errors.js';
+import { createPool, dump, request, type ConnectionPool, type WireResponse } from '../oci/registry/http-client.js';
 import { RuleError, appcOsArch, checkAcIdentifier } from './identifiers.js';
 
 /** An image request: a name and labels (version, os, arch, ...). */
@@ -108,7 +109,28 @@ export function renderTemplate(template: string, values: Record<string, string>)
   return /\{.*?\}/.test(out) ? undefined : out;
 }
 
-const insecureAgent = new Agent({ connect: { rejectUnauthorized: false } });
+let insecurePool: ConnectionPool | undefined;
+
+/** A GET that follows redirects (as fetch did, up to 20), accepting any certificate when insecure. */
+function get(url: URL, insecure: boolean | undefined, timeoutMs: number): Promise<WireResponse> {
+  if (insecure) insecurePool ??= createPool({ rejectUnauthorized: false });
+  return request(url, { method: 'GET', maxRedirections: 20, signal: AbortSignal.timeout(timeoutMs), ...(insecure ? { pool: insecurePool } : {}) });
+}
+
+/** A whole body; past `limit` bytes it stops reading and returns undefined. */
+async function readAll(body: Readable, limit = Infinity): Promise<Buffer | undefined> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      await dump(body);
+      return undefined;
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts, size);
+}
 
 /** GET with https first and, only when insecure, http after; returns the body and the URL. */
 async function getPage(prefix: string, options: DiscoveryOptions): Promise<{ url: string; body: string }> {
@@ -116,16 +138,13 @@ async function getPage(prefix: string, options: DiscoveryOptions): Promise<{ url
     const url = new URL(`${scheme}://${prefix}`);
     if (options.port) url.port = String(options.port);
     url.search = 'ac-discovery=1';
-    const res = await undiciFetch(url, {
-      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
-      ...((options.skipTlsVerify ?? options.insecure) ? { dispatcher: insecureAgent } : {}),
-      redirect: 'follow',
-    });
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      throw new Error(`${url.href} answered ${res.status}, expected 200 OK`);
+    const res = await get(url, options.skipTlsVerify ?? options.insecure, options.timeoutMs ?? 30_000);
+    if (res.statusCode !== 200) {
+      await dump(res.body);
+      throw new Error(`${url.href} answered ${res.statusCode}, expected 200 OK`);
     }
-    return { url: url.href, body: await res.text() };
+    // TextDecoder drops a byte-order mark, as fetch's text() did.
+    return { url: url.href, body: new TextDecoder().decode(await readAll(res.body)) };
   };
   try {
     return await attempt('https');
@@ -184,29 +203,34 @@ export async function download(url: string, options: { insecure?: boolean; allow
   if (parsed.protocol === 'http:' && !options.allowHttp)
     throw new BasaltError('denied', `${url}: refusing to download over plain HTTP`, { hint: 'pass --insecure-options=http to allow it' });
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new BasaltError('usage', `${url}: only http and https URLs can be fetched`);
-  let res;
+  let res: WireResponse;
+  let data: Buffer | undefined;
   try {
-    res = await undiciFetch(parsed, { signal: AbortSignal.timeout(options.timeoutMs ?? 300_000), ...(options.insecure ? { dispatcher: insecureAgent } : {}) });
+    res = await get(parsed, options.insecure, options.timeoutMs ?? 300_000);
+    if (res.statusCode === 404) {
+      await dump(res.body);
+      throw new BasaltError('not-found', `${url}: 404 not found`);
+    }
+    if (res.statusCode !== 200) {
+      await dump(res.body);
+      throw new BasaltError('network', `${url}: the server answered ${res.statusCode}`);
+    }
+    data = await readAll(res.body, options.limit);
   } catch (e) {
+    if (e instanceof BasaltError) throw e;
     throw new BasaltError('network', `${url}: ${describe(e)}`, { cause: e });
   }
-  if (res.status === 404) {
-    await res.body?.cancel();
-    throw new BasaltError('not-found', `${url}: 404 not found`);
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel();
-    throw new BasaltError('network', `${url}: the server answered ${res.status}`);
-  }
-  const data = Buffer.from(await res.arrayBuffer());
-  if (options.limit !== undefined && data.length > options.limit) throw new BasaltError('invalid', `${url}: larger than ${options.limit} bytes`);
+  if (data === undefined) throw new BasaltError('invalid', `${url}: larger than ${options.limit} bytes`);
   return data;
 }
 
-/** A fetch failure in one line: undici hides the reason (refused, TLS, DNS) in `cause`. */
+/**
+ * A transport failure in one line, worded as when undici's fetch reported it (`fetch
+ * failed (CODE: reason)`); a timeout or other error is its own message.
+ */
 function describe(e: unknown): string {
-  const err = e as Error & { cause?: Error & { code?: string } };
-  const message = err.cause?.message.split('\n')[0]?.replace(/^.*:(error:)?/, '').trim();
-  const cause = err.cause ? [err.cause.code, message].filter(Boolean).join(': ') : undefined;
-  return cause ? `${err.message} (${cause})` : err.message;
+  const err = e as Error & { code?: unknown };
+  if (typeof err.code !== 'string') return err.message;
+  const message = err.message.split('\n')[0]?.replace(/^.*:(error:)?/, '').trim();
+  return `fetch failed (${[err.code, message].filter(Boolean).join(': ')})`;
 }

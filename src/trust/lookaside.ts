@@ -1,7 +1,7 @@
 import { link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { dump, request, type WireResponse } from '../oci/registry/http-client.js';
 import { BasaltError, ioError } from '../oci/errors.js';
 import { parseDigest } from '../oci/digest.js';
 import { parseReference } from '../oci/reference.js';
@@ -96,18 +96,18 @@ async function readFileSignature(path: string): Promise<Buffer | undefined> {
 
 async function readHttpSignature(url: URL): Promise<Buffer | undefined> {
   const shown = url.toString();
-  let res: Awaited<ReturnType<typeof request>>;
+  let res: WireResponse;
   try {
-    res = await request(url, { method: 'GET', headersTimeout: HTTP_TIMEOUT_MS, bodyTimeout: HTTP_TIMEOUT_MS, maxRedirections: 5 });
+    res = await request(url, { method: 'GET', timeoutMs: HTTP_TIMEOUT_MS, maxRedirections: 5 });
   } catch (e) {
     throw new BasaltError('network', `fetching lookaside signature ${shown}: ${(e as Error).message}`, { hint: 'check the lookaside URL in registries.d and that the server is reachable', cause: e });
   }
   if (res.statusCode === 404) {
-    await res.body.dump();
+    await dump(res.body);
     return undefined;
   }
   if (res.statusCode !== 200) {
-    await res.body.dump();
+    await dump(res.body);
     const kind = res.statusCode === 401 ? 'auth' : res.statusCode === 403 ? 'denied' : 'network';
     throw new BasaltError(kind, `fetching lookaside signature ${shown}: HTTP ${res.statusCode}; only 200 (a signature) or 404 (no more signatures) are expected`, {
       hint: 'the lookaside server failed or refused the request; signatures cannot be checked until it answers',

@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { Agent } from 'undici';
 import { BasaltError } from '../errors.js';
 import { parseDigest, type Digest } from '../digest.js';
 import { createHash } from 'node:crypto';
@@ -20,6 +19,7 @@ import {
 } from './auth.js';
 import { lookupCredentials, parseCredsOption, type Credentials, type FoundCredentials } from './credentials.js';
 import { statusError } from './errors.js';
+import type { ConnectionPool } from './http-client.js';
 import { abandon, discard, header, headerValues, networkError, readText, sendWithRetry, type HttpMethod, type HttpResponse } from './http.js';
 import { retryPolicy, type RegistryOptions, type RetryPolicy } from './options.js';
 import { certDirsFor, dispatcherFor, loadTlsMaterial } from './tls.js';
@@ -28,7 +28,7 @@ import { enc, repoPathOf as repoPath } from './paths.js';
 /** Where a registry answers and how it wants to be authenticated, found by pinging /v2/. */
 interface Endpoint {
   origin: string;
-  dispatcher: Agent;
+  dispatcher: ConnectionPool;
   /** The challenge /v2/ answered with, if any (updated by later 401s). */
   challenge: Challenge | undefined;
 }
@@ -164,7 +164,7 @@ export class RegistryClient {
     return { 'user-agent': this.options.userAgent ?? 'basalt' };
   }
 
-  private async fetchToken(challenge: Challenge, scopes: Scope[], repository: string | undefined, dispatcher: Agent): Promise<Token> {
+  private async fetchToken(challenge: Challenge, scopes: Scope[], repository: string | undefined, dispatcher: ConnectionPool): Promise<Token> {
     const found = await this.credentials(repository);
     const req = tokenRequest(challenge, scopes, found?.credentials);
     const where = repository ? `${this.registry}/${repository}` : this.registry;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
-import { request, type Dispatcher } from 'undici';
 import { BasaltError } from '../errors.js';
+import { dump, request, type ConnectionPool, type WireResponse } from './http-client.js';
 import type { RetryPolicy } from './options.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -19,9 +19,9 @@ export interface HttpRequest {
   signal?: AbortSignal;
 }
 
-export type HttpResponse = Dispatcher.ResponseData;
+export type HttpResponse = WireResponse;
 
-/** One header value (undici gives arrays for repeated headers). */
+/** One header value (repeated headers come as arrays). */
 export function header(res: HttpResponse, name: string): string | undefined {
   const v = res.headers[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;
@@ -51,14 +51,14 @@ export async function readText(res: HttpResponse, limit = 64 * 1024): Promise<st
 /** Frees the connection of a response whose body is not needed. */
 export async function discard(res: HttpResponse): Promise<void> {
   try {
-    await res.body.dump();
+    await dump(res.body);
   } catch {
     // Nothing to do: the connection is closed instead of reused.
   }
 }
 
 /**
- * Drops a response mid-way (closing its connection). undici reports the destruction as an
+ * Drops a response mid-way (closing its connection). A destroyed stream may report an
  * 'error' event, which must have a listener or it becomes an uncaught exception.
  */
 export function abandon(body: { on(event: 'error', fn: (e: unknown) => void): unknown; destroy(): unknown }): void {
@@ -70,7 +70,7 @@ export function errorCode(err: unknown): string | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && typeof e === 'object' && e !== null; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code !== 'UND_ERR_CONNECT' && code !== 'UND_ERR') return code;
+    if (typeof code === 'string') return code;
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
@@ -92,12 +92,8 @@ const RETRYABLE_CODES = new Set([
   'ETIMEDOUT',
   'ECONNABORTED',
   'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  // A body destroyed before its end with no error of its own (its connection was cut).
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
 /**
@@ -154,17 +150,17 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
-export async function sendOnce(dispatcher: Dispatcher, req: HttpRequest): Promise<HttpResponse> {
-  const options: Parameters<typeof request>[1] = {
-    dispatcher,
+export async function sendOnce(pool: ConnectionPool, req: HttpRequest): Promise<HttpResponse> {
+  return request(req.url, {
+    pool,
     method: req.method,
     headers: req.headers,
     maxRedirections: req.maxRedirections ?? 0,
+    // Blob bodies are read in large pieces; a small buffer would pause the socket often.
     highWaterMark: 1 << 20,
-  };
-  if (req.body !== undefined) options.body = req.body;
-  if (req.signal !== undefined) options.signal = req.signal;
-  return request(req.url, options);
+    ...(req.body !== undefined ? { body: req.body } : {}),
+    ...(req.signal !== undefined ? { signal: req.signal } : {}),
+  });
 }
 
 export interface RetryContext {
@@ -187,14 +183,14 @@ export interface RetriedResponse {
  * back-off (honouring Retry-After), within the policy's attempt and time budget. A final
  * 429/5xx is returned for the caller to turn into an error naming what it asked for.
  */
-export async function sendWithRetry(dispatcher: Dispatcher, req: HttpRequest, ctx: RetryContext): Promise<RetriedResponse> {
+export async function sendWithRetry(pool: ConnectionPool, req: HttpRequest, ctx: RetryContext): Promise<RetriedResponse> {
   const { policy } = ctx;
   const resendable = req.body === undefined || Buffer.isBuffer(req.body);
   let waited = 0;
   for (let attempt = 1; ; attempt++) {
     let res: HttpResponse;
     try {
-      res = await sendOnce(dispatcher, req);
+      res = await sendOnce(pool, req);
     } catch (e) {
       if (req.signal?.aborted) throw new BasaltError('interrupted', `${ctx.what}: interrupted`, { cause: e });
       const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));

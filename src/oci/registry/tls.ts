@@ -2,8 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import { homedir } from 'node:os';
-import { Agent } from 'undici';
 import { BasaltError, ioError } from '../errors.js';
+import { createPool, type ConnectionPool, type PoolTls } from './http-client.js';
 
 /** TLS material for one registry, in the certs.d layout containers/image uses. */
 export interface TlsMaterial {
@@ -70,23 +70,23 @@ export interface DispatcherSettings {
   tls: TlsMaterial;
 }
 
-const agents = new Map<string, Agent>();
+const pools = new Map<string, ConnectionPool>();
 
 /**
  * A keep-alive connection pool for the given TLS settings, shared by every client with the
  * same settings so a copy between two repositories of one registry reuses connections.
  */
-export function dispatcherFor(settings: DispatcherSettings): Agent {
+export function dispatcherFor(settings: DispatcherSettings): ConnectionPool {
   const key = JSON.stringify([settings.verify, settings.tls.ca, settings.tls.cert ?? '', settings.tls.key ?? '']);
-  let agent = agents.get(key);
-  if (agent === undefined) {
-    const connect: { rejectUnauthorized: boolean; ca?: string[]; cert?: string; key?: string } = { rejectUnauthorized: settings.verify };
+  let pool = pools.get(key);
+  if (pool === undefined) {
+    const tls: PoolTls = { rejectUnauthorized: settings.verify };
     // A `ca` option replaces Node's roots, so the extra CAs are added to them, not substituted.
-    if (settings.tls.ca.length > 0) connect.ca = [...rootCertificates, ...settings.tls.ca];
-    if (settings.tls.cert !== undefined) connect.cert = settings.tls.cert;
-    if (settings.tls.key !== undefined) connect.key = settings.tls.key;
-    agent = new Agent({ connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 16 });
-    agents.set(key, agent);
+    if (settings.tls.ca.length > 0) tls.ca = [...rootCertificates, ...settings.tls.ca];
+    if (settings.tls.cert !== undefined) tls.cert = settings.tls.cert;
+    if (settings.tls.key !== undefined) tls.key = settings.tls.key;
+    pool = createPool(tls);
+    pools.set(key, pool);
   }
-  return agent;
+  return pool;
 }
